@@ -1,0 +1,53 @@
+# Thin wrapper: every target calls the one CLI (python -m scripts.cli) inside the project's pinned virtualenv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+CLI := $(BIN)/python -m scripts.cli
+
+VARIANT ?= contextvar_asgi
+USERS ?=
+DURATION ?=
+SCENARIO ?=
+MODE ?=
+
+.PHONY: setup bench test lint load sweep matrix report readme clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+bench: setup
+	$(CLI) bench $(if $(MODE),--mode $(MODE))
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+load: setup
+	$(CLI) load --variant $(VARIANT) $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+sweep: setup
+	$(CLI) sweep $(if $(MODE),--mode $(MODE))
+
+matrix: setup
+	$(CLI) matrix
+
+report: setup
+	$(CLI) report
+
+readme: setup
+	$(CLI) readme
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

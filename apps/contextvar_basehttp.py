@@ -1,0 +1,132 @@
+"""Pitfall from the seeds' guide: ContextVars set in a BaseHTTPMiddleware before `call_next`, reset in `finally`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextvars import ContextVar
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import JSONResponse, Response
+
+from apps import contract
+from apps.contract import Triple
+
+VARIANT = "contextvar_basehttp"
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
+tenant_id_var: ContextVar[str | None] = ContextVar("tenant_id", default=None)
+
+
+def current() -> Triple:
+    return contract.triple(request_id_var.get(), user_id_var.get(), tenant_id_var.get())
+
+
+class RequestContextMiddleware(BaseHTTPMiddleware):
+    """Sets the request's context around `call_next` and reads it again for the audit headers."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        identity = contract.identity_of(request.scope)
+        request_token = request_id_var.set(identity.request_id)
+        user_token = user_id_var.set(identity.user_id)
+        tenant_token = tenant_id_var.set(identity.tenant_id)
+        contract.observe(request.scope, "middleware", current())
+        try:
+            response = await call_next(request)
+            contract.set_audit_headers(response.headers, current())
+            return response
+        finally:
+            request_id_var.reset(request_token)
+            user_id_var.reset(user_token)
+            tenant_id_var.reset(tenant_token)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id, record.user_id, record.tenant_id = (
+            request_id_var.get(),
+            user_id_var.get(),
+            tenant_id_var.get(),
+        )
+        return True
+
+
+logger = contract.observed_logger(f"ctxbench.{VARIANT}", ContextFilter())
+
+
+# --- Dependencies ---------------------------------------------------------------------------------
+async def current_user() -> str | None:
+    return user_id_var.get()  # None: anonymous
+
+
+async def current_tenant(request: Request, user: Annotated[str | None, Depends(current_user)]) -> str | None:
+    contract.observe(request.scope, "dependency", current())
+    return tenant_id_var.get()
+
+
+# --- Service: two calls deep, one child task, one threadpool call, one log record ------------------
+def lookup_in_thread() -> Triple:
+    return current()
+
+
+async def audit_child() -> Triple:
+    await asyncio.sleep(0)
+    return current()
+
+
+async def fetch_item(item_id: str) -> dict[str, Triple]:
+    await asyncio.sleep(0)
+    seen = current()
+    task = await asyncio.create_task(audit_child())
+    thread = await run_in_threadpool(lookup_in_thread)
+    log = contract.log_and_observe(logger, "fetched item %s", item_id)
+    return {"service": seen, "task": task, "thread": thread, "log": log}
+
+
+async def load_item(item_id: str, fail: bool) -> dict[str, Triple]:
+    await asyncio.sleep(0)
+    if fail:
+        raise contract.DeliberateFailure(item_id)
+    return await fetch_item(item_id)
+
+
+async def handle(request: Request, item_id: str, fail: bool, **extra: object) -> dict:
+    contract.observe(request.scope, "endpoint", current())
+    report = await load_item(item_id, fail)
+    return contract.item_body(VARIANT, item_id, request.scope, report, **extra)
+
+
+# --- App ------------------------------------------------------------------------------------------
+app = FastAPI(title=VARIANT)
+Tenant = Annotated[str | None, Depends(current_tenant)]
+
+
+@app.get("/items/{item_id}")
+async def get_item(item_id: str, request: Request, tenant: Tenant, fail: bool = False) -> Response:
+    return JSONResponse(await handle(request, item_id, fail))
+
+
+@app.post("/items/{item_id}")
+async def post_item(item_id: str, request: Request, tenant: Tenant, fail: bool = False) -> Response:
+    size = await contract.read_body_size(request)
+    if size is None:
+        return contract.body_too_large_response()
+    return JSONResponse(await handle(request, item_id, fail, body_bytes=size))
+
+
+@app.get("/stream/{item_id}")
+async def stream_item(item_id: str, request: Request, tenant: Tenant, fail: bool = False) -> Response:
+    return contract.streamed_json(await handle(request, item_id, fail))
+
+
+@app.get("/healthz")
+async def healthz() -> Response:
+    return contract.health_response()
+
+
+app.add_middleware(RequestContextMiddleware)
+app.add_middleware(contract.RequestGuard, read_entry=lambda scope: current())  # outermost

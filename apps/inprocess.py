@@ -1,0 +1,120 @@
+"""Drive a variant app in-process through raw ASGI scope, receive and send: no socket, no HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message
+
+from apps.traffic import RequestSpec
+
+RECEIVE_CHUNK_BYTES = 64 * 1024  # how a server hands a large body over: in pieces
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def build_scope(spec: RequestSpec) -> dict:
+    headers = [(b"host", b"127.0.0.1")]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in spec.headers().items()]
+    if spec.method == "POST":
+        headers.append((b"content-length", str(spec.body_size).encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": spec.method,
+        "scheme": "http",
+        "path": spec.path,
+        "raw_path": spec.path.encode(),
+        "query_string": spec.query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+def body_messages(body: bytes) -> list[Message]:
+    pieces = [body[i : i + RECEIVE_CHUNK_BYTES] for i in range(0, len(body), RECEIVE_CHUNK_BYTES)] or [b""]
+    return [{"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1} for i, piece in enumerate(pieces)]
+
+
+async def call(app: ASGIApp, spec: RequestSpec, on_complete: Callable[[], None] | None = None) -> Reply:
+    """One request through the app; `on_complete` runs inside the final `send`, as a server's next-request hook does."""
+    incoming = body_messages(spec.body())
+    status = 0
+    headers: dict[str, str] = {}
+    chunks: list[bytes] = []
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # a client that never disconnects while the app runs
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers.update((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False) and on_complete is not None:
+                on_complete()
+
+    try:
+        await app(build_scope(spec), receive, send)
+    except Exception:
+        if status == 0:
+            status = 500
+    return Reply(status, headers, b"".join(chunks))
+
+
+async def concurrently(app: ASGIApp, specs: list[RequestSpec]) -> list[Reply]:
+    """Every request in its own task, all in flight together: what a server does with many connections."""
+    return list(await asyncio.gather(*(asyncio.create_task(call(app, spec)) for spec in specs)))
+
+
+async def chained(app: ASGIApp, specs: list[RequestSpec], fresh_context: bool = False) -> list[Reply]:
+    """Requests on one keep-alive connection, each started from inside the previous one's final `send`.
+
+    That is where uvicorn's HTTP/1.1 protocols start a pipelined (or early-completed) next request: its task is
+    created while the previous request's task, and so its context, is current. `fresh_context=True` models
+    `--reset-contextvars`, which starts every request task in an empty Context.
+    """
+    replies: list[Reply | None] = [None] * len(specs)
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(index: int) -> None:
+        if index >= len(specs) or index < len(tasks):
+            return
+
+        async def run() -> None:
+            replies[index] = await call(app, specs[index], on_complete=lambda: start(index + 1))
+            start(index + 1)  # a request that failed before its final send still lets the next one in
+
+        context = contextvars.Context() if fresh_context else None
+        tasks.append(asyncio.get_running_loop().create_task(run(), context=context))
+
+    start(0)
+    while not (len(tasks) == len(specs) and all(task.done() for task in tasks)):
+        await asyncio.gather(*tasks)
+    return [reply for reply in replies if reply is not None]
+
+
+def run(coro: Coroutine[object, object, list[Reply]]) -> list[Reply]:
+    """Run a driver coroutine in a fresh context, as a new server process would."""
+    return contextvars.Context().run(asyncio.run, coro)

@@ -1,0 +1,148 @@
+"""The one list of variants: what each demonstrates, its category, its library and the verdicts it must produce."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from starlette.types import ASGIApp
+
+from apps.checker import LEAK, LOST
+from apps.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
+
+RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
+CATEGORIES = (CONTROL, RECOMMENDED, PITFALL, LIBRARY)
+
+# In-process scenarios the expectations are written for (apps.inprocess drives them):
+CONCURRENT = "concurrent"  # one task per request, all in flight together: many connections
+KEEPALIVE = "keepalive"  # each request started inside the previous one's final send: uvicorn's keep-alive path
+SCENARIOS = (CONCURRENT, KEEPALIVE)
+
+ORDERED_POINTS = (*CHECKPOINTS, AUDIT)
+DOWNSTREAM = tuple(point for point in ORDERED_POINTS if point != ENTRY)
+
+
+def failing(points: tuple[str, ...], verdict: str, fields: tuple[str, ...] = FIELDS) -> frozenset[str]:
+    """Failure names (`checkpoint.field:verdict`, as the checker tallies them) for every point × field given."""
+    return frozenset(f"{point}.{field_name}:{verdict}" for point in points for field_name in fields)
+
+
+ENTRY_LEAK = failing((ENTRY,), LEAK)
+NONE: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    category: str
+    summary: str
+    library: str | None = None
+    # scenario -> the exact set of failures the variant produces there (nothing else may fail)
+    expected: MappingProxyType[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # a control whose failures depend on scheduling: the expected ones must appear, others may
+    exact: bool = True
+
+    @property
+    def module(self) -> str:
+        return f"apps.{self.name}"
+
+    def load(self) -> ASGIApp:
+        return importlib.import_module(self.module).app
+
+    def expected_in(self, scenario: str) -> frozenset[str]:
+        return self.expected[scenario]
+
+
+def expect(concurrent: frozenset[str], keepalive: frozenset[str]) -> MappingProxyType[str, frozenset[str]]:
+    return MappingProxyType({CONCURRENT: concurrent, KEEPALIVE: keepalive})
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(
+        "baseline",
+        CONTROL,
+        "Same work, no context sharing: the cost floor (every checkpoint sees nothing).",
+        expected=expect(failing(DOWNSTREAM, LOST), failing(DOWNSTREAM, LOST)),
+    ),
+    Variant(
+        "contextvar_asgi",
+        RECOMMENDED,
+        "ContextVars set by a pure ASGI middleware, reset in `finally`.",
+        expected=expect(NONE, ENTRY_LEAK),
+    ),
+    Variant(
+        "request_state",
+        RECOMMENDED,
+        "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
+        "explicit",
+        RECOMMENDED,
+        "No shared storage: a dependency builds a context object passed down every call and handed back to the audit.",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
+        "contextvar_basehttp",
+        PITFALL,
+        "ContextVars set in a BaseHTTPMiddleware before `call_next`, reset in `finally` (the seeds' guide).",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
+        "contextvar_dependency",
+        PITFALL,
+        "User and tenant ContextVars set in dependencies, read by an audit BaseHTTPMiddleware after `call_next`.",
+        expected=expect(
+            failing(("middleware", AUDIT), LOST, ("user_id", "tenant_id")),
+            failing(("middleware", AUDIT), LOST, ("user_id", "tenant_id")),
+        ),
+    ),
+    Variant(
+        "contextvar_conditional",
+        PITFALL,
+        "The user ContextVar is set only for authenticated requests and never cleared (a set-only design).",
+        expected=expect(NONE, ENTRY_LEAK | failing(DOWNSTREAM, LEAK, ("user_id",))),
+    ),
+    Variant(
+        "global_state",
+        CONTROL,
+        "Negative control: a module-level dict holds the current context. It must be caught leaking.",
+        expected=expect(
+            failing(("service", "task"), LEAK) | ENTRY_LEAK,
+            ENTRY_LEAK,
+        ),
+        exact=False,
+    ),
+    Variant(
+        "starlette_context",
+        LIBRARY,
+        "starlette-context's pure ASGI RawContextMiddleware with its request-id plugin (and header plugins).",
+        library="starlette-context",
+        expected=expect(NONE, ENTRY_LEAK),
+    ),
+    Variant(
+        "asgi_correlation_id",
+        LIBRARY,
+        "asgi-correlation-id's middleware and log filter for the request id; ContextVars for user and tenant.",
+        library="asgi-correlation-id",
+        expected=expect(NONE, ENTRY_LEAK),
+    ),
+    Variant(
+        "structlog_contextvars",
+        LIBRARY,
+        "structlog's contextvars, cleared and bound per request by a pure ASGI middleware.",
+        library="structlog",
+        expected=expect(NONE, ENTRY_LEAK),
+    ),
+)
+
+BY_NAME = MappingProxyType({variant.name: variant for variant in VARIANTS})
+SUPPORT_MODULES = frozenset({"__init__", "contract", "checker", "registry", "traffic", "inprocess"})
+
+
+def get(name: str) -> Variant:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(BY_NAME)}") from None
