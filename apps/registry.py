@@ -138,7 +138,7 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 BY_NAME = MappingProxyType({variant.name: variant for variant in VARIANTS})
-SUPPORT_MODULES = frozenset({"__init__", "contract", "checker", "registry", "traffic", "inprocess"})
+SUPPORT_MODULES = frozenset({"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance"})
 
 
 def get(name: str) -> Variant:

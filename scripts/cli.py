@@ -1,0 +1,30 @@
+"""ctxbench's one CLI: `python -m scripts.cli <command>`; the Makefile targets are thin calls to it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> module under scripts/ exposing `add_arguments(parser)` and `run(args) -> int`
+COMMANDS = {
+    "verify": "scripts.verify",
+    "readme": "scripts.readme_cmd",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ctxbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        modules[name] = module
+        command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(command)
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

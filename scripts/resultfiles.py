@@ -1,0 +1,39 @@
+"""Where raw results live under results/, and how they are written (atomically) and read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from scripts.environment import ROOT
+
+RESULTS = ROOT / "results"
+BENCH_DIR = RESULTS / "bench"
+LOAD_DIR = RESULTS / "load"
+MATRIX_DIR = RESULTS / "matrix"
+CHARTS_DIR = RESULTS / "charts"
+REPORT_PATH = RESULTS / "REPORT.md"
+
+
+def write_json(path: Path, data: object) -> Path:
+    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
+    return write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
