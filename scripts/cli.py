@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "verify": "scripts.verify",
     "readme": "scripts.readme_cmd",
+    "matrix": "scripts.matrix",
 }
 
 
