@@ -12,6 +12,9 @@ from apps.checker import LEAK, LOST
 from apps.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
 
 RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
+# How the context travels; the first three are the rows of the propagation matrix (scripts/matrix_app.py).
+CONTEXTVAR, MUTABLE_IN_CONTEXTVAR, REQUEST_STATE = "ContextVar", "mutable object in a ContextVar", "request.state"
+EXPLICIT, MODULE_GLOBAL, NOTHING = "explicit argument", "module global", "nothing"
 CATEGORIES = (CONTROL, RECOMMENDED, PITFALL, LIBRARY)
 
 # In-process scenarios the expectations are written for (apps.inprocess drives them):
@@ -37,6 +40,7 @@ class Variant:
     name: str
     category: str
     summary: str
+    mechanism: str = CONTEXTVAR
     library: str | None = None
     # scenario -> the exact set of failures the variant produces there (nothing else may fail)
     expected: MappingProxyType[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
@@ -63,6 +67,7 @@ VARIANTS: tuple[Variant, ...] = (
         "baseline",
         CONTROL,
         "Same work, no context sharing: the cost floor (every checkpoint sees nothing).",
+        mechanism=NOTHING,
         expected=expect(failing(DOWNSTREAM, LOST), failing(DOWNSTREAM, LOST)),
     ),
     Variant(
@@ -75,12 +80,14 @@ VARIANTS: tuple[Variant, ...] = (
         "request_state",
         RECOMMENDED,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
+        mechanism=REQUEST_STATE,
         expected=expect(NONE, NONE),
     ),
     Variant(
         "explicit",
         RECOMMENDED,
         "No shared storage: a dependency builds a context object passed down every call and handed back to the audit.",
+        mechanism=EXPLICIT,
         expected=expect(NONE, NONE),
     ),
     Variant(
@@ -108,6 +115,7 @@ VARIANTS: tuple[Variant, ...] = (
         "global_state",
         CONTROL,
         "Negative control: a module-level dict holds the current context. It must be caught leaking.",
+        mechanism=MODULE_GLOBAL,
         expected=expect(
             failing(("service", "task"), LEAK) | ENTRY_LEAK,
             ENTRY_LEAK,
@@ -118,6 +126,7 @@ VARIANTS: tuple[Variant, ...] = (
         "starlette_context",
         LIBRARY,
         "starlette-context's pure ASGI RawContextMiddleware with its request-id plugin (and header plugins).",
+        mechanism=MUTABLE_IN_CONTEXTVAR,
         library="starlette-context",
         expected=expect(NONE, ENTRY_LEAK),
     ),

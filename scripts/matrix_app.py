@@ -21,7 +21,9 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTEXTVAR, MUTABLE, REQUEST_STATE = "ContextVar", "mutable object in a ContextVar", "request.state"
+from apps import registry
+
+CONTEXTVAR, MUTABLE, REQUEST_STATE = registry.CONTEXTVAR, registry.MUTABLE_IN_CONTEXTVAR, registry.REQUEST_STATE
 MECHANISMS = (CONTEXTVAR, MUTABLE, REQUEST_STATE)
 
 ASGI_MW, BASEHTTP_MW = "pure ASGI middleware", "BaseHTTPMiddleware before call_next"

@@ -39,13 +39,13 @@ def _failures(names: frozenset[str]) -> str:
 
 def render_block() -> str:
     rows = [
-        "| variant | category | library | what it does | concurrent | keep-alive (uvicorn default) |",
-        "|---|---|---|---|---|---|",
+        "| variant | category | carried by | library | what it does | concurrent | keep-alive (uvicorn default) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in registry.VARIANTS:
         at_least = "" if v.exact else "at least "
         rows.append(
-            f"| `{v.name}` | {v.category} | {v.library or '-'} | {v.summary} "
+            f"| `{v.name}` | {v.category} | {v.mechanism} | {v.library or '-'} | {v.summary} "
             f"| {at_least}{_failures(v.expected_in(registry.CONCURRENT))} "
             f"| {at_least}{_failures(v.expected_in(registry.KEEPALIVE))} |"
         )

@@ -1,22 +1,47 @@
-"""Verify every registered variant in-process (the conformance gate every benchmark runs first)."""
+"""Verify every registered variant in-process (the conformance gate) and keep the verdict counts as raw results."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from apps import conformance, registry
+from scripts import environment, resultfiles
+
+VERIFY_JSON = resultfiles.RESULTS / "verify" / "verdicts.json"
+# The in-process scenarios, plus keep-alive with a fresh Context per request (uvicorn's --reset-contextvars).
+KEEPALIVE_FRESH = "keepalive_fresh_context"
+
+
+def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
+    counts = {scenario: dict(conformance.verdicts(variant, scenario)) for scenario in registry.SCENARIOS}
+    counts[KEEPALIVE_FRESH] = dict(conformance.verdicts(variant, registry.KEEPALIVE, fresh_context=True))
+    return counts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", help="only these variants (default: all)")
+    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
 
 
 def run(args: argparse.Namespace) -> int:
-    failed = 0
-    for variant in registry.VARIANTS:
-        if args.variant and variant.name not in args.variant:
-            continue
-        found = conformance.check(variant)
+    variants = [v for v in registry.VARIANTS if not args.variant or v.name in args.variant]
+    results, failed = {}, 0
+    for variant in variants:
+        counts = measure(variant)
+        found = [
+            f"{scenario}: {problem}"
+            for scenario in registry.SCENARIOS
+            for problem in conformance.problems(variant, set(counts[scenario]), variant.expected_in(scenario))
+        ]
         failed += bool(found)
+        results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
         print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found))
+    parameters = {
+        "requests_per_scenario": conformance.REQUESTS_PER_SCENARIO,
+        "scenarios": [*registry.SCENARIOS, KEEPALIVE_FRESH],
+    }
+    path = args.results_dir / VERIFY_JSON.relative_to(resultfiles.RESULTS)
+    resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})
+    print(f"wrote {path}")
     return 1 if failed else 0
