@@ -11,6 +11,7 @@ COMMANDS = {
     "verify": "scripts.verify",
     "readme": "scripts.readme_cmd",
     "matrix": "scripts.matrix",
+    "report": "scripts.report",
 }
 
 
