@@ -107,7 +107,7 @@ def decide(sources: dict[str, dict | None]) -> list[Row]:
             bench.get(v.name),
             cost.get(v.name),
             limits.limits_of(v.mechanism, sources.get("matrix")),
-        )  # fmt: skip
+        )
         for v in registry.VARIANTS
     ]
 
@@ -133,14 +133,20 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
         lines.append("No candidate was correct in every scenario and server configuration tried.")
     conditional = [row for row in candidates if row.verdict in (SAFE_WITH_RESET, STALE_AT_ENTRY)]
     if conditional:
-        lines += ["", "Correct below the context layer, but the previous request's context is visible at entry "
-                  "on a keep-alive connection unless every request starts in a fresh Context "
-                  "(uvicorn `--reset-contextvars`): " + ", ".join(f"`{r.variant.name}`" for r in conditional) + "."]  # fmt: skip
+        lines += [
+            "",
+            "Correct below the context layer, but the previous request's context is visible at entry "
+            "on a keep-alive connection unless every request starts in a fresh Context "
+            "(uvicorn `--reset-contextvars`): " + ", ".join(f"`{r.variant.name}`" for r in conditional) + ".",
+        ]
     bad = [row for row in candidates if row.verdict.startswith((LEAKS, LOSES))]
     if bad:
         lines += ["", "Avoid: " + "; ".join(f"`{row.variant.name}` ({row.verdict})" for row in bad) + "."]
-    lines += ["", "This rests on: the in-process verdicts (`results/verify/`), the load leak grid "
-              "(`results/load/summary.json`) and the microbenchmark summary (`results/bench/summary.json`)."]  # fmt: skip
+    lines += [
+        "",
+        "This rests on: the in-process verdicts (`results/verify/`), the load leak grid "
+        "(`results/load/summary.json`) and the microbenchmark summary (`results/bench/summary.json`).",
+    ]
     return lines
 
 
@@ -159,10 +165,13 @@ def _cost_phrase(row: Row) -> str:
 
 
 def table_lines(rows: list[Row]) -> list[str]:
-    lines = ["## Decision table", "",
-             "| approach | category | carried by | verdict | where it failed | µs/request added (in-process) "
-             "| server CPU µs/request (load) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Decision table",
+        "",
+        "| approach | category | carried by | verdict | where it failed | µs/request added (in-process) "
+        "| server CPU µs/request (load) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         failing = row.outcome.failing()
         where = "<br>".join(f"{place}: {leak_lost(counts)}" for place, counts in failing.items()) or "nowhere"

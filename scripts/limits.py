@@ -7,17 +7,29 @@ from scripts import matrix_app as m
 
 # (mechanism, set in, read at, the sentence that holds when the cell is `none`)
 MATRIX_LIMITS = (
-    (m.CONTEXTVAR, m.ASYNC_DEP, "BaseHTTP after call_next (inner)",
-     "a value set in a dependency is invisible to a BaseHTTPMiddleware after `call_next`"),
-    (m.CONTEXTVAR, m.ASYNC_DEP, "pure ASGI after app (outer)",
-     "a value set in a dependency is invisible to a middleware outside a BaseHTTPMiddleware"),
+    (
+        m.CONTEXTVAR,
+        m.ASYNC_DEP,
+        "BaseHTTP after call_next (inner)",
+        "a value set in a dependency is invisible to a BaseHTTPMiddleware after `call_next`",
+    ),
+    (
+        m.CONTEXTVAR,
+        m.ASYNC_DEP,
+        "pure ASGI after app (outer)",
+        "a value set in a dependency is invisible to a middleware outside a BaseHTTPMiddleware",
+    ),
     (m.CONTEXTVAR, m.SYNC_DEP, "endpoint", "a value set in a sync dependency (run in a worker thread) is lost"),
     (m.CONTEXTVAR, m.ASGI_MW, m.EXECUTOR, "`loop.run_in_executor` does not carry it (`asyncio.to_thread` does)"),
     (m.CONTEXTVAR, m.ASYNC_ENDPOINT, "dependency", "a value set in the endpoint is invisible to its dependencies"),
     (m.MUTABLE, m.ASGI_MW, m.EXECUTOR, "`loop.run_in_executor` does not carry it"),
-    (m.REQUEST_STATE, m.ASGI_MW, "pure ASGI before app (outer)",
-     "nothing above the layer that sets it can read it before the app runs"),
-)  # fmt: skip
+    (
+        m.REQUEST_STATE,
+        m.ASGI_MW,
+        "pure ASGI before app (outer)",
+        "nothing above the layer that sets it can read it before the app runs",
+    ),
+)
 MATRIX_SHARED = (
     (m.REQUEST_STATE, m.LIFESPAN, "endpoint", "state set in the lifespan is a shallow copy shared by every request"),
 )

@@ -151,12 +151,20 @@ async def drive(app: ASGIApp) -> None:
 
     async def one(path: str, token: str) -> None:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
             "headers": [(b"host", b"127.0.0.1"), (m.TOKEN_HEADER, token.encode())],
-            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
             "state": dict(lifespan_state),  # uvicorn gives every request a shallow copy of the lifespan state
-        }  # fmt: skip
+        }
         messages = [{"type": "http.request", "body": b"", "more_body": False}]
 
         async def receive() -> Message:
@@ -211,14 +219,22 @@ def markdown(result: dict) -> str:
         ]
     first = result["cells"][result["mechanisms"][0]][result["set_points"][0]]
     lines += ["", "## Where each cell comes from", "", "| point | code |", "|---|---|"]
-    lines += [f"| set in {sp} | `{result['cells'][result['mechanisms'][0]][sp]['_set_at']['code']}` |"
-              for sp in result["set_points"]]  # fmt: skip
+    lines += [
+        f"| set in {sp} | `{result['cells'][result['mechanisms'][0]][sp]['_set_at']['code']}` |"
+        for sp in result["set_points"]
+    ]
     lines += [f"| read at {col} | `{first[col]['code']}` |" for col in result["columns"]]
     return "\n".join(lines) + "\n"
 
 
-COLORS = {"own": "#2e7d32", "none": "#bdbdbd", "lifespan": "#1565c0", "foreign": "#c62828", "mixed": "#ef6c00",
-          "n/a": "#ffffff"}  # fmt: skip
+COLORS = {
+    "own": "#2e7d32",
+    "none": "#bdbdbd",
+    "lifespan": "#1565c0",
+    "foreign": "#c62828",
+    "mixed": "#ef6c00",
+    "n/a": "#ffffff",
+}
 
 
 def chart(result: dict, path: Path) -> Path:

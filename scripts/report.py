@@ -58,10 +58,16 @@ def _verify_section(verify: dict | None) -> list[str]:
     if verify is None:
         return []
     scenarios = [*registry.SCENARIOS, KEEPALIVE_FRESH]
-    lines = ["## In-process verdicts", "", "Failures over "
-             f"{verify['environment']['parameters']['requests_per_scenario']} mixed requests per scenario "
-             "(leak / lost counts; `0` = every checkpoint ok).", "",
-             "| variant | " + " | ".join(scenarios) + " | matches registry |", "|---" * (len(scenarios) + 2) + "|"]  # fmt: skip
+    lines = [
+        "## In-process verdicts",
+        "",
+        "Failures over "
+        f"{verify['environment']['parameters']['requests_per_scenario']} mixed requests per scenario "
+        "(leak / lost counts; `0` = every checkpoint ok).",
+        "",
+        "| variant | " + " | ".join(scenarios) + " | matches registry |",
+        "|---" * (len(scenarios) + 2) + "|",
+    ]
     for name in (v.name for v in registry.VARIANTS if v.name in verify["variants"]):
         data = verify["variants"][name]
         cells = [decision.leak_lost(data["failures"][scenario]) for scenario in scenarios]

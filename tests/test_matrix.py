@@ -39,8 +39,14 @@ def test_a_contextvar_set_in_a_dependency_is_lost_after_call_next_exactly_when_t
 
 
 def test_a_contextvar_set_in_pure_asgi_reaches_every_place_contextvar_asgi_reports(result: dict) -> None:
-    places = {"dependency": "dependency", "endpoint": "endpoint", "task": m.CREATE_TASK, "thread": m.THREADPOOL,
-              "log": m.LOG_FILTER, "audit": "pure ASGI send at start (outer)"}  # fmt: skip
+    places = {
+        "dependency": "dependency",
+        "endpoint": "endpoint",
+        "task": m.CREATE_TASK,
+        "thread": m.THREADPOOL,
+        "log": m.LOG_FILTER,
+        "audit": "pure ASGI send at start (outer)",
+    }
     for checkpoint, column in places.items():
         own = cell(result, m.CONTEXTVAR, m.ASGI_MW, column) == "own"
         assert own == (not expects("contextvar_asgi", f"{checkpoint}.request_id:lost")), checkpoint
