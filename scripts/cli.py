@@ -10,6 +10,9 @@ import sys
 COMMANDS = {
     "verify": "scripts.verify",
     "readme": "scripts.readme_cmd",
+    "load": "scripts.load",
+    "sweep": "scripts.sweep",
+    "loadstats": "scripts.loadstats",
     "matrix": "scripts.matrix",
     "report": "scripts.report",
 }

@@ -1,0 +1,165 @@
+"""ctxbench load test: every response is judged by the leak checker; each leak or lost value is a locust failure.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000                 # web UI
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 --headless -u 8 -r 8 -t 20s \
+        --ctx-scenario pipeline --json-file out --csv out                          # headless
+
+Options (also in the web UI, sent from master to workers): --ctx-scenario (get, post, stream, pipeline, mix; fixed at
+start because it picks the user classes), --ctx-anonymous-share, --ctx-pipeline-depth, --ctx-rate (per-user requests
+per second, 0 = closed loop), --ctx-skip-validation (read responses but do not judge them: the client's cost of
+checking), --ctx-warmup (seconds not measured) and --ctx-record (prefix of the exact per-process record).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import FastHttpUser, User, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests import scenarios
+from loadtests.pipeline import PipelineClient, ProtocolError
+from loadtests.recorder import Recorder
+from loadtests.validation import judge, message
+
+RECORDER = Recorder()
+
+
+class LeakFound(Exception):
+    """A response judged not ok; its message lists the failing checkpoint.field:verdict names."""
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: Any) -> None:
+    parser.add_argument("--ctx-scenario", choices=scenarios.SCENARIOS, default=scenarios.DEFAULT_SCENARIO)
+    parser.add_argument("--ctx-anonymous-share", type=float, default=scenarios.traffic.ANONYMOUS_SHARE)
+    parser.add_argument("--ctx-pipeline-depth", type=int, default=scenarios.PIPELINE_DEPTH)
+    parser.add_argument("--ctx-rate", type=float, default=0.0, help="per-user requests/s; 0 = closed loop")
+    parser.add_argument("--ctx-skip-validation", action="store_true", default=False)
+    parser.add_argument("--ctx-warmup", type=float, default=0.0, help="seconds at the start that are not measured")
+    parser.add_argument("--ctx-record", default="", help="write the exact record to <prefix>.<pid>.json")
+
+
+def options(environment: Environment) -> Any:
+    return environment.parsed_options
+
+
+def uses(user_class: type, scenario: str) -> bool:
+    return scenario in getattr(user_class, "kinds_by_scenario", {})
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_: object) -> None:
+    environment.events.request.add_listener(RECORDER.on_request)
+    # The master (or a single process) picks the user classes; workers keep all of them and spawn what they are told.
+    if options(environment) is not None and not isinstance(environment.runner, WorkerRunner):
+        chosen = [cls for cls in environment.user_classes if uses(cls, options(environment).ctx_scenario)]
+        if chosen:
+            environment.user_classes[:] = chosen
+
+
+@events.test_start.add_listener
+def on_test_start(environment: Environment, **_: object) -> None:
+    if isinstance(environment.runner, MasterRunner) or options(environment) is None:
+        return
+    settings = {key: value for key, value in vars(options(environment)).items() if key.startswith("ctx_")}
+    RECORDER.start(options(environment).ctx_warmup, settings)
+
+
+@events.test_stop.add_listener
+def on_test_stop(environment: Environment, **_: object) -> None:
+    RECORDER.finish()
+
+
+@events.quitting.add_listener
+def on_quitting(environment: Environment, **_: object) -> None:
+    RECORDER.finish()
+    prefix = options(environment).ctx_record if options(environment) is not None else ""
+    if prefix and not isinstance(environment.runner, MasterRunner):
+        RECORDER.write(prefix)
+
+
+class ContractUser(FastHttpUser):
+    """Single requests over a keep-alive connection (geventhttpclient), one kind per task run."""
+
+    kinds_by_scenario = scenarios.HTTP_KINDS
+    weight = 3  # in the mix: three HTTP users for every pipelining user
+
+    def on_start(self) -> None:
+        opts = options(self.environment)
+        self.ids = scenarios.IdSource(opts.ctx_anonymous_share)
+        self.pacer = scenarios.Pacer(opts.ctx_rate)
+
+    def wait_time(self) -> float:
+        return self.pacer.wait()
+
+    @task
+    def one_request(self) -> None:
+        opts = options(self.environment)
+        kinds = self.kinds_by_scenario.get(opts.ctx_scenario, scenarios.HTTP_KINDS[scenarios.MIX])
+        spec = self.ids.next(kinds, scenarios.HTTP_POST_BYTES)
+        body = spec.body() if spec.method == "POST" else None
+        name = scenarios.request_name(spec.kind)
+        with self.client.request(
+            spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True
+        ) as response:
+            if opts.ctx_skip_validation:
+                names = [] if response.status_code == 200 else [f"status:{response.status_code}"]
+            else:
+                names = judge(spec, response.status_code, response.headers or {}, response.content or b"")
+            RECORDER.tally(names)
+            if names:
+                response.failure(message(names))
+            else:
+                response.success()
+
+
+class PipelineUser(User):
+    """HTTP/1.1 pipelining over a raw socket (locust's clients cannot): one request event fired per response."""
+
+    kinds_by_scenario = scenarios.PIPELINE_KINDS
+    weight = 1
+
+    def on_start(self) -> None:
+        opts = options(self.environment)
+        self.ids = scenarios.IdSource(opts.ctx_anonymous_share)
+        self.pacer = scenarios.Pacer(opts.ctx_rate / max(1, opts.ctx_pipeline_depth))  # rate counts requests
+        self.connection = PipelineClient(self.host)
+
+    def on_stop(self) -> None:
+        self.connection.close()
+
+    def wait_time(self) -> float:
+        return self.pacer.wait()
+
+    @task
+    def batch(self) -> None:
+        opts = options(self.environment)
+        kinds = self.kinds_by_scenario.get(opts.ctx_scenario, scenarios.PIPELINE_KINDS[scenarios.PIPELINE])
+        specs = [self.ids.next(kinds, scenarios.PIPELINE_POST_BYTES) for _ in range(max(1, opts.ctx_pipeline_depth))]
+        fire = self.environment.events.request.fire
+        try:
+            timed = self.connection.exchange(specs)
+        except (OSError, ProtocolError) as error:
+            for spec in specs:
+                name = scenarios.request_name(spec.kind, pipelined=True)
+                fire(request_type="PIPE", name=name, response_time=0.0, response_length=0, exception=error)
+                RECORDER.tally([f"transport:{type(error).__name__}"])
+            return
+        for spec, item in zip(specs, timed, strict=False):
+            response = item.response
+            if opts.ctx_skip_validation:
+                names = [] if response.status == 200 else [f"status:{response.status}"]
+            else:
+                names = judge(spec, response.status, response.headers, response.body)
+            RECORDER.tally(names)
+            fire(
+                request_type="PIPE",
+                name=scenarios.request_name(spec.kind, pipelined=True),
+                response_time=item.elapsed_ms,
+                response_length=len(response.body),
+                response=response,
+                context={},
+                exception=LeakFound(message(names)) if names else None,
+            )

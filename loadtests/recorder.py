@@ -1,0 +1,101 @@
+"""Exact per-process record of a locust run: raw latencies, counts, failure names; warm-up kept apart.
+
+Locust rounds response times under 100 ms to whole milliseconds and its final CSV can miss requests, so the figures
+ctxbench reports come from this record: one JSON file per locust process, `<prefix>.<pid>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WARMUP, MEASURED, AFTER = "warmup", "measured", "after"
+
+
+@dataclass
+class Bucket:
+    requests: int = 0
+    failed_requests: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # failure name -> responses that had it
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self, with_latencies: bool) -> dict[str, object]:
+        data: dict[str, object] = {
+            "requests": self.requests,
+            "failed_requests": self.failed_requests,
+            "failures": dict(self.failures),
+        }
+        if with_latencies:
+            data["latencies_ms"] = [round(value, 4) for value in self.latencies_ms]
+        return data
+
+
+def cpu_seconds() -> float:
+    """This process's user + system CPU time (the generator's own cost, validation included)."""
+    times = os.times()
+    return times.user + times.system
+
+
+@dataclass
+class Recorder:
+    buckets: dict[str, Bucket] = field(default_factory=lambda: {name: Bucket() for name in (WARMUP, MEASURED, AFTER)})
+    window_start: float | None = None  # time.time() when measurement starts (after the warm-up)
+    window_end: float | None = None
+    cpu_at_start: float | None = None
+    cpu_at_end: float | None = None
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def start(self, warmup_s: float, settings: dict[str, object]) -> None:
+        self.window_start = time.time() + warmup_s
+        self.settings = settings
+
+    def _bucket(self) -> Bucket:
+        if self.window_end is not None:
+            return self.buckets[AFTER]
+        if self.window_start is None or time.time() < self.window_start:
+            return self.buckets[WARMUP]
+        if self.cpu_at_start is None:
+            self.cpu_at_start = cpu_seconds()  # first request of the window: the CPU clock starts here
+            self.window_start = time.time()
+        return self.buckets[MEASURED]
+
+    def on_request(self, response_time: float, exception: BaseException | None = None, **_: object) -> None:
+        """Locust request listener: response_time is locust's unrounded float of milliseconds."""
+        bucket = self._bucket()
+        bucket.requests += 1
+        bucket.failed_requests += exception is not None
+        if bucket is self.buckets[MEASURED]:
+            bucket.latencies_ms.append(response_time)
+
+    def tally(self, names: list[str]) -> None:
+        """Every failing checkpoint.field of one response (locust keeps only one message per request)."""
+        self._bucket().failures.update(names)
+
+    def finish(self) -> None:
+        if self.window_end is None:
+            self.window_end = time.time()
+            self.cpu_at_end = cpu_seconds()
+
+    def as_dict(self) -> dict[str, object]:
+        window_cpu = None
+        if self.cpu_at_start is not None and self.cpu_at_end is not None:
+            window_cpu = self.cpu_at_end - self.cpu_at_start
+        return {
+            "pid": os.getpid(),
+            "settings": self.settings,
+            "window": {"start": self.window_start, "end": self.window_end, "cpu_s": window_cpu},
+            "buckets": {name: bucket.as_dict(name == MEASURED) for name, bucket in self.buckets.items()},
+        }
+
+    def write(self, prefix: str) -> Path:
+        """Atomically write `<prefix>.<pid>.json` (a reader never sees half a file)."""
+        path = Path(f"{prefix}.{os.getpid()}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.as_dict()))
+        os.replace(tmp, path)
+        return path

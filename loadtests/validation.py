@@ -1,0 +1,33 @@
+"""Judge one HTTP response with the leak checker: the failure names a load test reports (empty when all is ok)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from apps.checker import classify, failures
+from apps.traffic import RequestSpec
+
+NOT_JSON = "body:not-json"
+
+
+def status_failure(status: int) -> str:
+    return f"status:{status}"
+
+
+def judge(spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes) -> list[str]:
+    """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged."""
+    if status != 200:
+        return [status_failure(status)]
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return [NOT_JSON]
+    if not isinstance(data, dict):
+        return [NOT_JSON]
+    return failures(classify(spec.sent, headers, data))
+
+
+def message(names: list[str]) -> str:
+    """The locust failure message: every failing checkpoint.field, sorted, so equal combinations group together."""
+    return " ".join(sorted(names))

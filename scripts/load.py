@@ -1,0 +1,45 @@
+"""One orchestrated load run (`make load`): pinned uvicorn + locust, bounded, one JSON under results/load/."""
+
+from __future__ import annotations
+
+import argparse
+
+from loadtests import scenarios
+from scripts import loadrun, serverconfig
+from scripts.loadsettings import DURATION_S, USERS, WARMUP_S
+from scripts.runlock import exclusive_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds sent but not measured")
+    parser.add_argument("--scenario", choices=scenarios.SCENARIOS, default=scenarios.DEFAULT_SCENARIO)
+    parser.add_argument(
+        "--server", default=serverconfig.DEFAULT.label, help="e.g. asyncio-h11, uvloop-httptools-reset-w2"
+    )
+    parser.add_argument("--rate", type=float, default=0.0, help="total fixed rate (requests/s); 0 = closed loop")
+    parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
+    parser.add_argument("--processes", type=int, default=1, help="locust processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = loadrun.RunSpec(
+        args.variant,
+        args.scenario,
+        args.users,
+        args.duration,
+        args.warmup,
+        serverconfig.parse(args.server),
+        rate_per_s=args.rate,
+        validate=not args.no_validation,
+        processes=args.processes,
+        tag="load",
+    )
+    with exclusive_run():
+        result = loadrun.execute(spec)
+    path = loadrun.save(result)
+    print(loadrun.one_line(result))
+    print(f"written {path}")
+    return 0 if not result["processes"]["left_behind"] else 1

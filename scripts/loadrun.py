@@ -1,0 +1,236 @@
+"""One bounded load run: a pinned uvicorn, a pinned locust, CPU sampled over the measured window, one result dict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from apps import registry
+from loadtests import scenarios
+from scripts.environment import ROOT, describe
+from scripts.loadsampler import Sampler, own_cpu_seconds
+from scripts.loadsettings import GENERATOR_BOUND_SHARE, GENERATOR_CPUS, HOST, LOCUST_GRACE_S, SERVER_CPUS
+from scripts.resultfiles import LOAD_DIR, read_json, write_json
+from scripts.serverconfig import DEFAULT, ServerConfig
+from scripts.serverproc import Managed, free_port, serve
+
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
+SCHEMA = 1  # bump when a field changes meaning, so summaries never mix methodologies
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    variant: str
+    scenario: str
+    users: int
+    duration_s: float
+    warmup_s: float
+    config: ServerConfig = DEFAULT
+    rate_per_s: float = 0.0  # total fixed rate over all users; 0 = closed loop (as fast as the server answers)
+    validate: bool = True
+    processes: int = 1
+    tag: str = ""  # which sweep or mode produced the run
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "config": self.config.as_dict()}
+
+
+def locust_command(spec: RunSpec, port: int, workdir: Path) -> list[str]:
+    run_time = math.ceil(spec.warmup_s + spec.duration_s)  # locust's -t takes whole seconds
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", f"http://{HOST}:{port}"]
+    command += ["--headless", "-u", str(spec.users), "-r", str(spec.users), "-t", f"{run_time}s"]
+    command += ["--only-summary", "--loglevel", "WARNING", "--json-file", str(workdir / "locust")]
+    command += ["--ctx-scenario", spec.scenario, "--ctx-warmup", str(spec.warmup_s)]
+    command += ["--ctx-record", str(workdir / "record"), "--ctx-rate", str(spec.rate_per_s / spec.users)]
+    if not spec.validate:
+        command.append("--ctx-skip-validation")
+    if spec.processes > 1:
+        command += ["--processes", str(spec.processes)]
+    return command
+
+
+def percentiles(latencies: list[float]) -> dict[str, float | None]:
+    """Nearest-rank percentiles of the exact latencies (ms), and the maximum."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return {name: None for name in (*PERCENTILES, "max")}
+    result: dict[str, float | None] = {
+        name: ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] for name, q in PERCENTILES.items()
+    }
+    result["max"] = ordered[-1]
+    return result
+
+
+def merge(records: list[dict], buckets: tuple[str, ...]) -> dict[str, object]:
+    failures: Counter[str] = Counter()
+    requests = failed = 0
+    for record in records:
+        for name in buckets:
+            bucket = record["buckets"][name]
+            requests += bucket["requests"]
+            failed += bucket["failed_requests"]
+            failures.update(bucket["failures"])
+    return {
+        "requests": requests,
+        "failed_requests": failed,
+        "failures": dict(failures),
+        "leak": sum(n for name, n in failures.items() if name.endswith(":leak")),
+        "lost": sum(n for name, n in failures.items() if name.endswith(":lost")),
+        "other": sum(n for name, n in failures.items() if not name.endswith((":leak", ":lost"))),
+    }
+
+
+def locust_totals(path: Path) -> dict[str, int] | None:
+    """Locust's own counts from --json-file (kept to cross-check the record; absent if locust died)."""
+    if not path.exists():
+        return None
+    entries = read_json(path) if path.stat().st_size else []
+    return {
+        "requests": sum(entry["num_requests"] for entry in entries),
+        "failures": sum(entry["num_failures"] for entry in entries),
+    }
+
+
+@dataclass
+class Generator:
+    """A locust process pinned to the generator cores, driving one server; read back after it has stopped."""
+
+    spec: RunSpec
+    port: int
+    workdir: Path
+    process: Managed | None = None
+    returncode: int | None = None
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def command(self) -> list[str]:
+        return locust_command(self.spec, self.port, self.workdir)
+
+    def start(self) -> Generator:
+        self.process = Managed(self.command, GENERATOR_CPUS, self.workdir / "locust.log")
+        return self
+
+    def wait(self) -> None:
+        assert self.process is not None
+        try:
+            bound = self.spec.warmup_s + self.spec.duration_s + LOCUST_GRACE_S
+            self.returncode = self.process.process.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            self.returncode = None  # it overran its bound: stopped below, counted as a failed run
+        finally:
+            self.pids = self.process.stop()
+
+    def records(self) -> list[dict]:
+        return [read_json(path) for path in sorted(self.workdir.glob("record.*.json"))]
+
+
+def window_of(records: list[dict]) -> tuple[float, float]:
+    starts = [r["window"]["start"] for r in records if r["window"]["start"] is not None]
+    ends = [r["window"]["end"] for r in records if r["window"]["end"] is not None]
+    if not starts or not ends:
+        raise RuntimeError("the generator wrote no measured window (did locust start?)")
+    return min(starts), max(ends)
+
+
+def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[str, float], window: tuple[float, float]):
+    """Everything one run measured, from the exact records and the CPU counters over the window."""
+    records = generator.records()
+    measured = merge(records, ("measured",))
+    everything = merge(records, ("warmup", "measured", "after"))
+    seconds = window[1] - window[0]
+    requests = measured["requests"]
+    latencies = [value for record in records for value in record["buckets"]["measured"]["latencies_ms"]]
+    client_cpu = sum(record["window"]["cpu_s"] or 0.0 for record in records)
+    machine_busy = sum(value for name, value in cpu.items() if name.startswith("core"))
+    generator_share = cpu["generator"] / (seconds * len(GENERATOR_CPUS)) if seconds > 0 else None
+    per_request = lambda s: s / requests * 1e6 if requests else None  # noqa: E731 - local shorthand
+    return {
+        "schema": SCHEMA,
+        "run": spec.as_dict(),
+        "variant_category": registry.get(spec.variant).category,
+        "latency_model": "fixed-rate" if spec.rate_per_s > 0 else "closed-loop",
+        "window": {"start": window[0], "end": window[1], "seconds": seconds},
+        "requests": requests,
+        "rps": requests / seconds if seconds > 0 else None,
+        "latency_ms": percentiles(latencies),
+        "failures_measured": measured,
+        "failures_total": everything,  # warm-up included: a leak there is a leak too
+        "cpu": {
+            "server_s": cpu["server"],
+            "server_us_per_request": per_request(cpu["server"]),
+            "generator_s": cpu["generator"],
+            "generator_share_of_its_cores": generator_share,
+            "generator_bound": generator_share is not None and generator_share >= GENERATOR_BOUND_SHARE,
+            "client_us_per_request": per_request(client_cpu),  # locust processes' own clocks, validation included
+            "orchestrator_s": cpu["orchestrator"],
+            "others_s": max(0.0, machine_busy - cpu["server"] - cpu["generator"] - cpu["orchestrator"]),
+            "server_core_busy_s": sum(cpu[f"core{core}"] for core in SERVER_CPUS),
+            "server_cpus": list(SERVER_CPUS),
+            "generator_cpus": list(GENERATOR_CPUS),
+        },
+        "locust": {
+            "exit_code": generator.returncode,
+            "totals": locust_totals(generator.workdir / "locust.json"),
+        },
+        "commands": {"server": server.command, "generator": generator.command},
+    }
+
+
+def execute(spec: RunSpec) -> dict[str, object]:
+    """Serve, drive, measure, stop everything by PID, prove nothing is left. The caller holds the machine lock."""
+    variant = registry.get(spec.variant)
+    if spec.scenario not in scenarios.SCENARIOS:
+        raise ValueError(f"unknown scenario {spec.scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
+        with serve(variant, spec.config, port, SERVER_CPUS) as server:
+            generator = Generator(spec, port, Path(tmp))
+            generator.start()
+            probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
+            with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
+                generator.wait()
+        window = window_of(generator.records())
+        result = result_of(spec, generator, server, sampler.between(*window), window)
+    started = server.seen.keys() | set(generator.pids)
+    result["processes"] = {
+        "started": sorted(started),
+        "left_behind": sorted(pid for pid in started if psutil.pid_exists(pid) and _alive(pid)),
+    }
+    result["environment"] = describe(spec.as_dict())
+    return result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def save(result: dict[str, object]) -> Path:
+    run = result["run"]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = f"{stamp}-{run['variant']}-{run['scenario']}-{run['config']['label']}-u{run['users']}.json"
+    return write_json(LOAD_DIR / name, result)
+
+
+def one_line(result: dict) -> str:
+    run, cpu, lat = result["run"], result["cpu"], result["latency_ms"]
+    total = result["failures_total"]
+    flag = " GENERATOR-BOUND" if cpu["generator_bound"] else ""
+    p99 = f"{lat['p99']:.2f}" if lat["p99"] is not None else "-"
+    server_us = f"{cpu['server_us_per_request']:.0f}" if cpu["server_us_per_request"] is not None else "-"
+    return (
+        f"{run['variant']:<22} {run['scenario']:<8} {run['config']['label']:<24} u={run['users']:<3} "
+        f"rps={result['rps'] or 0:8.0f} p99={p99}ms server={server_us}us/req "
+        f"leak={total['leak']} lost={total['lost']} other={total['other']} of {total['requests']}{flag}"
+    )

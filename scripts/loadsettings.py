@@ -1,0 +1,41 @@
+"""Every number of the load runs, defined once: cores, ports, durations, user counts, sampling, thresholds."""
+
+from __future__ import annotations
+
+import os
+
+HOST = "127.0.0.1"  # the only address that ever receives load
+
+# Two cores here: the server gets the last one, the load generator (and this orchestrator) the others.
+_ALL_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[-1:])
+GENERATOR_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[:-1]) or SERVER_CPUS
+
+HEALTH_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0  # graceful stop (SIGINT) before SIGKILL
+LOCUST_GRACE_S = 20.0  # beyond its own -t: a generator still running then is killed
+SAMPLE_INTERVAL_S = 0.1  # CPU counters of server, generator and machine
+GENERATOR_BOUND_SHARE = 0.9  # generator CPU / its cores' time above this: the run measured the client, flag it
+
+# `make load`
+USERS = 8
+DURATION_S = 10.0
+WARMUP_S = 2.0
+
+# the quick leak hunt (`make sweep`): every variant x scenario x LEAK_HUNT configs
+QUICK_USERS = 8
+QUICK_DURATION_S = 1.5
+QUICK_WARMUP_S = 0.5
+
+# the full sweep: user counts, longer runs
+FULL_USERS = (1, 4, 16, 32)
+FULL_DURATION_S = 8.0
+FULL_WARMUP_S = 2.0
+
+# side-by-side cost comparison: every variant's server at once on the server core, each with its own generator
+SIDE_USERS = 2  # per variant
+SIDE_DURATION_S = 15.0
+SIDE_WARMUP_S = 3.0
+SIDE_ROUNDS = 3
+FIXED_RATE_PER_S = 200.0  # fixed-rate latency runs: total requests/s, well below one core's capacity
+FIXED_RATE_USERS = 8

@@ -1,0 +1,133 @@
+"""Start processes pinned to cores, stop them by PID (also on Ctrl-C), and prove that none of them is left."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from apps.contract import HEALTH_PATH
+from apps.registry import Variant
+from scripts.environment import ROOT
+from scripts.loadsettings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
+from scripts.serverconfig import ServerConfig
+
+
+class LeftBehind(RuntimeError):
+    """A process this run started is still alive after it was stopped."""
+
+
+class Managed:
+    """A process started by this run, with every descendant it was ever seen to have."""
+
+    def __init__(self, command: list[str], cpus: tuple[int, ...], log_path: Path) -> None:
+        self.command = command
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches only us; we stop it ourselves, by PID
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+        self.seen: dict[int, psutil.Process] = {self.process.pid: psutil.Process(self.process.pid)}
+        self.cpu_by_pid: dict[int, float] = {}  # last reading per PID: a process that exits keeps its CPU time
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def processes(self) -> list[psutil.Process]:
+        """The process and its current descendants (remembered, so that the final check covers them all)."""
+        with contextlib.suppress(psutil.Error):
+            for child in self.seen[self.pid].children(recursive=True):
+                self.seen.setdefault(child.pid, child)
+        return [proc for proc in self.seen.values() if proc.is_running()]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the process and its descendants (monotonic, also after they exit)."""
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                self.cpu_by_pid[proc.pid] = times.user + times.system
+        return sum(self.cpu_by_pid.values())
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> list[int]:
+        """SIGINT, then SIGKILL to every remembered PID; returns the PIDs that were seen (all verified gone)."""
+        self.processes()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.seen.values():  # each by its own PID, never by name
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running():
+                    proc.kill()
+        if self.process.poll() is None:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        _, alive = psutil.wait_procs(list(self.seen.values()), timeout=STOP_TIMEOUT_S)
+        self.log.close()
+        left = [proc.pid for proc in alive if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+        if left:
+            raise LeftBehind(f"still running after stop: {left} (from {' '.join(self.command)})")
+        return sorted(self.seen)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def uvicorn_command(variant: Variant, config: ServerConfig, port: int) -> list[str]:
+    app = f"{variant.module}:app"
+    head = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
+    return [*head, "--log-level", "warning", "--no-access-log", *config.args()]
+
+
+def wait_healthy(server: Managed, port: int) -> None:
+    url = f"http://{HOST}:{port}{HEALTH_PATH}"
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    raise RuntimeError(f"no answer on {url} within {HEALTH_TIMEOUT_S}s:\n{server.log_tail()}")
+
+
+@contextlib.contextmanager
+def serve(variant: Variant, config: ServerConfig, port: int, cpus: tuple[int, ...]) -> Iterator[Managed]:
+    """A uvicorn serving the variant, healthy on entry, stopped by PID on exit whatever happened."""
+    with tempfile.TemporaryDirectory(prefix="ctxbench-server-") as tmp:
+        server = Managed(uvicorn_command(variant, config, port), cpus, Path(tmp) / "server.log")
+        try:
+            wait_healthy(server, port)
+            server.processes()  # remember worker processes now that they are up
+            yield server
+        finally:
+            server.stop()

@@ -1,0 +1,96 @@
+"""Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
+
+quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 10 minutes)
+full     adds user counts and every server configuration of serverconfig.FULL (long)
+latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
+side     every variant's server at once on the server core, each with its own generator (scripts.sweep_side): cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable, Iterator
+
+from apps import registry
+from loadtests import scenarios
+from scripts import loadrun, serverconfig, sweep_side
+from scripts.loadsettings import (
+    FIXED_RATE_PER_S,
+    FIXED_RATE_USERS,
+    FULL_DURATION_S,
+    FULL_USERS,
+    FULL_WARMUP_S,
+    QUICK_DURATION_S,
+    QUICK_USERS,
+    QUICK_WARMUP_S,
+    SIDE_ROUNDS,
+    SIDE_WARMUP_S,
+)
+from scripts.runlock import exclusive_run
+
+QUICK, FULL, LATENCY, SIDE = "quick", "full", "latency", "side"
+MODES = (QUICK, FULL, LATENCY, SIDE)
+LATENCY_DURATION_S = 10.0
+
+
+def rotated(items: tuple[str, ...], shift: int) -> list[str]:
+    """Start order moves by one each time, so no variant always runs first (or right after a given other)."""
+    shift %= len(items)
+    return list(items[shift:] + items[:shift])
+
+
+def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
+    if mode == QUICK:
+        cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in chosen_scenarios]
+        duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
+    elif mode == FULL:
+        cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.FULL for s in chosen_scenarios]
+        duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
+    else:  # LATENCY: fixed rate, default server, plain GETs, repeated rounds
+        cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS
+        duration, warmup = LATENCY_DURATION_S, SIDE_WARMUP_S
+    rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
+    for index, (users, config, scenario) in enumerate(cells):
+        for variant in rotated(variants, index):
+            yield loadrun.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
+
+
+def progress(done: int, total: int, started: float) -> str:
+    elapsed = time.monotonic() - started
+    eta = elapsed / done * (total - done) if done else 0.0
+    return f"[{done:>3}/{total}] {elapsed / 60:5.1f} min elapsed, ~{eta / 60:4.1f} min left"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=MODES, default=QUICK)
+    parser.add_argument("--variant", action="append", help="only these variants (default: all)")
+    parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+
+
+def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
+    specs = list(specs)
+    started = time.monotonic()
+    errors = 0
+    for done, spec in enumerate(specs, 1):
+        if dry_run:
+            print(f"{spec.variant} {spec.scenario} {spec.config.label} u={spec.users} {spec.duration_s}s")
+            continue
+        try:
+            with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
+                result = loadrun.execute(spec)
+            path = loadrun.save(result)
+            print(f"{progress(done, len(specs), started)}  {loadrun.one_line(result)}  -> {path.name}", flush=True)
+        except RuntimeError as error:  # one broken run must not lose the rest of the sweep
+            errors += 1
+            print(f"{progress(done, len(specs), started)}  ERROR {spec.variant} {spec.scenario}: {error}", flush=True)
+    return 1 if errors else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
+    chosen = tuple(args.scenario or scenarios.SCENARIOS)
+    if args.mode == SIDE:
+        return sweep_side.run_rounds(variants, args.dry_run)
+    return run_all(plan(args.mode, variants, chosen), args.dry_run)
