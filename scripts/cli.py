@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "verify": "scripts.verify",
     "readme": "scripts.readme_cmd",
+    "bench": "scripts.bench",
     "load": "scripts.load",
     "sweep": "scripts.sweep",
     "loadstats": "scripts.loadstats",

@@ -1,0 +1,283 @@
+"""Read the microbenchmarks' pyperf JSON and write results/bench/summary.json: costs, spread, verdicts, environment.
+
+Inputs (written by `scripts.bench`, one pyperf file per series, so `pyperf compare_to` pairs benchmarks by name):
+`app_<variant>.json` (benchmarks `app_get`, `app_post`), `app_baseline_aa.json` (baseline timed a second time, in
+the same interleaved rounds: the A/A control), `depth_pure_asgi.json` and `depth_basehttp.json` (`depth_0`, `depth_1`,
+`depth_3`, `depth_5`), `primitives.json`, and `run.json` (the mode and parameters of the run, if present).
+
+Every pyperf value is CPU seconds per request (or per operation) of one worker process; a *run* is one worker.
+
+summary.json schema (all times are medians over every value of every run unless named otherwise):
+
+    schema: 1
+    environment: scripts.environment.describe(parameters) where parameters = run.json (mode, loops, rounds, ...)
+    timer: the timer the workers recorded (pyperf metadata `timer`), e.g. "time.process_time"
+    significance: {min_effect_pct, z, rule}: how a verdict is reached (see below)
+    apps: list, one per variant x method (method "get" or "post"):
+        variant, category, library, method, series ("main"), runs, values,
+        median_us, mean_us, p25_us, p75_us, stdev_pct (stdev of all values, % of mean), iqr_pct (% of median),
+        run_means_us (one mean per worker), apps_proven (the app name every worker reported, from the response),
+        vs_baseline: comparison against baseline's same method (absent for baseline itself), see "comparison"
+    aa: list, one per method: comparison of the A/A copy of baseline against baseline (must read "not significant")
+    targets: list of comparisons named by the issue: contextvar_asgi against baseline, starlette_context and
+        asgi_correlation_id, per method
+    primitives: list: name, median_ns, mean_ns, stdev_pct, iqr_pct, runs, values, net_ns (median minus empty_loop)
+    depth: list, one per kind ("pure_asgi", "basehttp") x depth: kind, depth, median_us, p25_us, p75_us, stdev_pct,
+        runs, added_us (over depth 0 of the same kind); and depth_per_layer_us: {kind: least-squares slope of
+        median_us over depth}
+    comparison (object): subject, reference, method, added_us (subject median - reference median), added_pct (of the
+        reference median), ratio (subject / reference), se_pct (standard error of the difference of the per-run
+        means, % of the reference), threshold_pct, verdict ("slower", "faster" or "not significant")
+
+Significance: values inside one worker are correlated (same hash seed, memory layout, host state), so the unit of
+evidence is the worker: the standard error comes from per-run means. A difference is called only when |added_pct|
+reaches threshold_pct = max(MIN_EFFECT_PCT, Z * se_pct); otherwise it is "not significant" and must not be ranked.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import pyperf
+
+from apps import registry
+from scripts.environment import describe
+from scripts.resultfiles import BENCH_DIR, read_json, write_json
+
+SCHEMA = 1
+MIN_EFFECT_PCT = 2.0  # below this share of the reference, a difference is not called (pyperf's t-test called 1% A/A)
+Z = 2.0  # and it must exceed Z standard errors of the difference of per-run means (about 95% two-sided)
+SIGNIFICANCE_RULE = "significant iff |added_pct| >= max(min_effect_pct, z * se_pct); se from per-worker means"
+BASELINE = "baseline"
+MAIN_SERIES, AA_SERIES = "main", "aa"
+METHODS = ("get", "post")
+TARGET_SUBJECT = "contextvar_asgi"
+TARGET_REFERENCES = ("baseline", "starlette_context", "asgi_correlation_id")
+DEPTH_KINDS = ("pure_asgi", "basehttp")
+EMPTY_LOOP = "empty_loop"
+SUMMARY_NAME = "summary.json"
+RUN_NAME = "run.json"
+US, NS = 1e6, 1e9
+
+
+class WrongApp(AssertionError):
+    """A worker's metadata says it timed another app than its file claims: the result must not be used."""
+
+
+def app_path(results_dir: Path, variant: str, series: str = MAIN_SERIES) -> Path:
+    suffix = "" if series == MAIN_SERIES else f"_{series}"
+    return results_dir / f"app_{variant}{suffix}.json"
+
+
+def depth_path(results_dir: Path, kind: str) -> Path:
+    return results_dir / f"depth_{kind}.json"
+
+
+def primitives_path(results_dir: Path) -> Path:
+    return results_dir / "primitives.json"
+
+
+def run_means(bench: pyperf.Benchmark) -> list[float]:
+    return [statistics.fmean(run.values) for run in bench.get_runs() if run.values]
+
+
+def describe_bench(bench: pyperf.Benchmark, scale: float, unit: str) -> dict[str, object]:
+    """Central value and spread of one benchmark, in `unit` (us or ns)."""
+    median, mean = bench.median(), bench.mean()
+    stdev = bench.stdev() if bench.get_nvalue() > 1 else 0.0
+    p25, p75 = bench.percentile(25), bench.percentile(75)
+    return {
+        f"median_{unit}": median * scale,
+        f"mean_{unit}": mean * scale,
+        f"p25_{unit}": p25 * scale,
+        f"p75_{unit}": p75 * scale,
+        "stdev_pct": 100 * stdev / mean,
+        "iqr_pct": 100 * (p75 - p25) / median,
+        "runs": len(run_means(bench)),
+        "values": bench.get_nvalue(),
+    }
+
+
+def compare(subject: pyperf.Benchmark, reference: pyperf.Benchmark, names: tuple[str, str], method: str) -> dict:
+    """Subject against reference with the documented threshold (see the module docstring)."""
+    ref_median = reference.median()
+    added = subject.median() - ref_median
+    added_pct = 100 * added / ref_median
+    subject_means, reference_means = run_means(subject), run_means(reference)
+    if len(subject_means) > 1 and len(reference_means) > 1:
+        se = math.sqrt(
+            statistics.variance(subject_means) / len(subject_means)
+            + statistics.variance(reference_means) / len(reference_means)
+        )
+        se_pct = 100 * se / statistics.fmean(reference_means)
+    else:
+        se_pct = math.inf  # one worker per side: no evidence about the spread between workers
+    threshold = max(MIN_EFFECT_PCT, Z * se_pct)
+    if abs(added_pct) < threshold:
+        verdict = "not significant"
+    else:
+        verdict = "slower" if added > 0 else "faster"
+    return {
+        "subject": names[0],
+        "reference": names[1],
+        "method": method,
+        "added_us": added * US,
+        "added_pct": added_pct,
+        "ratio": subject.median() / ref_median,
+        "se_pct": se_pct if math.isfinite(se_pct) else None,
+        "threshold_pct": threshold if math.isfinite(threshold) else None,
+        "verdict": verdict,
+    }
+
+
+def proven_apps(bench: pyperf.Benchmark, expected: str) -> list[str]:
+    """The app each worker reported timing (from its response); raise WrongApp unless all are `expected`."""
+    seen = sorted({str(run.get_metadata().get("ctxbench_app")) for run in bench.get_runs() if run.values})
+    if seen != [expected]:
+        raise WrongApp(f"{bench.get_name()}: expected every worker to time {expected!r}, metadata says {seen}")
+    return seen
+
+
+def load_apps(results_dir: Path) -> dict[tuple[str, str, str], pyperf.Benchmark]:
+    """(variant, series, method) -> benchmark, for every app file present, each worker's app checked."""
+    found = {}
+    for variant in registry.VARIANTS:
+        for series in (MAIN_SERIES, AA_SERIES):
+            path = app_path(results_dir, variant.name, series)
+            if not path.exists():
+                continue
+            suite = pyperf.BenchmarkSuite.load(str(path))
+            for method in METHODS:
+                bench = suite.get_benchmark(f"app_{method}")
+                proven_apps(bench, variant.name)
+                found[(variant.name, series, method)] = bench
+    return found
+
+
+def summarize_apps(apps: dict[tuple[str, str, str], pyperf.Benchmark]) -> tuple[list, list, list]:
+    rows, aa, targets = [], [], []
+    for (name, series, method), bench in apps.items():
+        if series != MAIN_SERIES:
+            continue
+        variant = registry.get(name)
+        row = {"variant": name, "category": variant.category, "library": variant.library, "method": method}
+        row |= {"series": series, **describe_bench(bench, US, "us"), "apps_proven": [name]}
+        row["run_means_us"] = [mean * US for mean in run_means(bench)]
+        reference = apps.get((BASELINE, MAIN_SERIES, method))
+        if reference is not None and name != BASELINE:
+            row["vs_baseline"] = compare(bench, reference, (name, BASELINE), method)
+        rows.append(row)
+    for method in METHODS:
+        main, copy = apps.get((BASELINE, MAIN_SERIES, method)), apps.get((BASELINE, AA_SERIES, method))
+        if main is not None and copy is not None:
+            aa.append(compare(copy, main, (f"{BASELINE} ({AA_SERIES})", BASELINE), method))
+        subject = apps.get((TARGET_SUBJECT, MAIN_SERIES, method))
+        for reference_name in TARGET_REFERENCES:
+            reference = apps.get((reference_name, MAIN_SERIES, method))
+            if subject is not None and reference is not None:
+                targets.append(compare(subject, reference, (TARGET_SUBJECT, reference_name), method))
+    return rows, aa, targets
+
+
+def summarize_primitives(results_dir: Path) -> list[dict]:
+    path = primitives_path(results_dir)
+    if not path.exists():
+        return []
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    names = suite.get_benchmark_names()
+    empty = suite.get_benchmark(EMPTY_LOOP).median() if EMPTY_LOOP in names else 0.0
+    rows = []
+    for bench in suite.get_benchmarks():
+        row = {"name": bench.get_name(), **describe_bench(bench, NS, "ns")}
+        row["net_ns"] = (bench.median() - empty) * NS if bench.get_name() != EMPTY_LOOP else None
+        rows.append(row)
+    return rows
+
+
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope: the cost of one more layer."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mean_x, mean_y = statistics.fmean(x for x, _ in points), statistics.fmean(y for _, y in points)
+    num = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    return num / sum((x - mean_x) ** 2 for x, _ in points)
+
+
+def summarize_depth(results_dir: Path) -> tuple[list[dict], dict[str, float | None]]:
+    rows, per_layer = [], {}
+    for kind in DEPTH_KINDS:
+        path = depth_path(results_dir, kind)
+        if not path.exists():
+            continue
+        suite = pyperf.BenchmarkSuite.load(str(path))
+        benches = {int(bench.get_name().removeprefix("depth_")): bench for bench in suite.get_benchmarks()}
+        floor = benches[min(benches)].median()
+        for depth, bench in sorted(benches.items()):
+            row = {"kind": kind, "depth": depth, **describe_bench(bench, US, "us")}
+            rows.append(row | {"added_us": (bench.median() - floor) * US})
+        per_layer[kind] = slope([(depth, bench.median() * US) for depth, bench in benches.items()])
+    return rows, per_layer
+
+
+def timer_of(results_dir: Path) -> str | None:
+    timers = set()
+    for path in sorted(results_dir.glob("*.json")):
+        if path.name in (SUMMARY_NAME, RUN_NAME):
+            continue
+        for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
+            timers.add(str(bench.get_metadata().get("timer")))
+    return ", ".join(sorted(timers)) or None
+
+
+def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
+    """Build the summary from the pyperf JSON in `results_dir` and write it there (atomically) as summary.json."""
+    run_file = results_dir / RUN_NAME
+    parameters = read_json(run_file) if run_file.exists() else {}
+    apps, aa, targets = summarize_apps(load_apps(results_dir))
+    depth, per_layer = summarize_depth(results_dir)
+    summary = {
+        "schema": SCHEMA,
+        "environment": describe(parameters),
+        "timer": timer_of(results_dir),
+        "significance": {"min_effect_pct": MIN_EFFECT_PCT, "z": Z, "rule": SIGNIFICANCE_RULE},
+        "apps": apps,
+        "aa": aa,
+        "targets": targets,
+        "primitives": summarize_primitives(results_dir),
+        "depth": depth,
+        "depth_per_layer_us": per_layer,
+    }
+    if write:
+        write_json(results_dir / SUMMARY_NAME, summary)
+    return summary
+
+
+def table(summary: dict) -> str:
+    """The apps as a fixed-width table, then the A/A and target comparisons."""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.1f}%"
+
+    lines = [
+        f"{'variant':24} {'method':6} {'median us':>10} {'stdev':>6} {'IQR':>6} {'+us':>8} {'+%':>7} "
+        f"{'threshold':>9}  verdict vs baseline"
+    ]
+    for row in sorted(summary["apps"], key=lambda r: (r["method"], r["median_us"])):
+        versus = row.get("vs_baseline") or {}
+        threshold = versus.get("threshold_pct")
+        lines.append(
+            f"{row['variant']:24} {row['method']:6} {row['median_us']:10.1f} {row['stdev_pct']:5.1f}% "
+            f"{row['iqr_pct']:5.1f}% {versus.get('added_us', 0.0):+8.1f} {pct(versus.get('added_pct')):>7} "
+            f"{'-' if threshold is None else f'{threshold:.1f}%':>9}  {versus.get('verdict', '(reference)')}"
+        )
+    for label, key in (("A/A", "aa"), ("target", "targets")):
+        for item in summary[key]:
+            lines.append(
+                f"{label}: {item['subject']} vs {item['reference']} {item['method']}: {item['added_us']:+.1f} us "
+                f"({pct(item['added_pct'])}, threshold {pct(item['threshold_pct'])}): {item['verdict']}"
+            )
+    for kind, per_layer in summary["depth_per_layer_us"].items():
+        lines.append(f"depth: {kind}: {'-' if per_layer is None else f'{per_layer:.1f}'} us per layer")
+    return "\n".join(lines)
