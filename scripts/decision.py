@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
 from apps import registry
 from apps.contract import ENTRY
-from scripts import limits
+from scripts import limits, serverconfig
 from scripts.verify import KEEPALIVE_FRESH
 
 IMMUNE = "correct everywhere tried"
@@ -23,7 +24,20 @@ class Outcome:
     """Where one variant failed: `where` maps a place (in-process scenario or load run) to its failure counts."""
 
     where: dict[str, Counter[str]] = field(default_factory=dict)
-    reset_only: set[str] = field(default_factory=set)  # places that ran with --reset-contextvars
+    reset_twin: dict[str, str] = field(default_factory=dict)  # place -> the same place with a fresh Context
+    errors: Counter[str] = field(default_factory=Counter)  # failures that are not leak/lost (status, transport)
+
+    def add(self, place: str, counts: dict[str, int], twin: str | None = None) -> None:
+        self.where[place] = Counter({n: c for n, c in counts.items() if n.endswith((":leak", ":lost"))})
+        self.errors.update({n: c for n, c in counts.items() if not n.endswith((":leak", ":lost"))})
+        if twin is not None:
+            self.reset_twin[place] = twin
+
+    def fixed_by_reset(self) -> bool:
+        """Every failing place was also run with a fresh Context per request, and that run was clean."""
+        failing = self.failing()
+        twins = [self.reset_twin.get(place) for place in failing]
+        return all(twin in self.where and twin not in failing for twin in twins)
 
     def failing(self) -> dict[str, Counter[str]]:
         return {place: counts for place, counts in self.where.items() if sum(counts.values())}
@@ -53,7 +67,7 @@ def classify(outcome: Outcome) -> str:
     names: Counter[str] = Counter()
     for counts in failing.values():
         names.update(counts)
-    fixed_by_reset = bool(outcome.reset_only) and not set(failing) & outcome.reset_only
+    fixed_by_reset = outcome.fixed_by_reset()
     if any(name.endswith(":leak") and not name.startswith(f"{ENTRY}.") for name in names):
         verdict = LEAKS
     elif any(name.endswith(":lost") for name in names):
@@ -69,36 +83,43 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
     if verify:
         for name, data in verify["variants"].items():
             for scenario, counts in data["failures"].items():
-                place = f"in-process {scenario}"
-                found[name].where[place] = Counter(counts)
-                if scenario == KEEPALIVE_FRESH:
-                    found[name].reset_only.add(place)
-    for name, place, counts, reset in load_places(sources.get("load")):
-        found[name].where[place] = Counter(counts)
-        if reset:
-            found[name].reset_only.add(place)
+                twin = f"in-process {KEEPALIVE_FRESH}" if scenario == registry.KEEPALIVE else None
+                found[name].add(f"in-process {scenario}", counts, twin)
+    for name, place, counts, twin in load_places(sources.get("load")):
+        found[name].add(place, counts, twin)
     return found
 
 
-def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], bool]]:
-    """(variant, place, failure counts, ran with --reset-contextvars) for every cell of the load leak grid."""
-    if not load:
-        return []
-    return [
-        (
-            cell["variant"],
-            f"load {cell['scenario']} on {cell['server_config']}",
-            cell["failures"],
-            cell["reset_contextvars"],
-        )
-        for cell in load.get("leak_grid", [])
-    ]
+def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str]]:
+    """(variant, place, failure counts, the same place with --reset-contextvars) per leak-grid cell."""
+    places = []
+    for cell in (load or {}).get("leak_grid", []):
+        config = serverconfig.parse(cell["server"])
+        twin = dataclasses.replace(config, reset_contextvars=True).label
+        place, twin_place = (f"load {cell['scenario']} on {label}" for label in (config.label, twin))
+        places.append((cell["variant"], place, cell["failures"], twin_place))
+    return places
+
+
+def bench_by_variant(bench: dict | None) -> dict[str, dict[str, dict]]:
+    """variant -> method -> the summary row of that app benchmark."""
+    rows: dict[str, dict[str, dict]] = {}
+    for row in (bench or {}).get("apps", []):
+        if row.get("series", "main") == "main":
+            rows.setdefault(row["variant"], {})[row["method"]] = row
+    return rows
+
+
+def load_cost_by_variant(load: dict | None) -> dict[str, dict]:
+    cost = (load or {}).get("cost") or {}
+    aa = (cost.get("aa_ratio") or {}).get("median")
+    return {name: {**figures, "aa_ratio": aa} for name, figures in (cost.get("variants") or {}).items()}
 
 
 def decide(sources: dict[str, dict | None]) -> list[Row]:
     found = outcomes(sources)
-    bench = (sources.get("bench") or {}).get("apps", {})
-    cost = (sources.get("load") or {}).get("cost", {})
+    bench = bench_by_variant(sources.get("bench"))
+    cost = load_cost_by_variant(sources.get("load"))
     return [
         Row(
             v,
@@ -150,18 +171,26 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
+RANKING_METHOD = "get"
+
+
+def _comparison(row: Row) -> dict | None:
+    return ((row.bench or {}).get(RANKING_METHOD) or {}).get("vs_baseline")
+
+
 def _added_us(row: Row) -> float | None:
-    if not row.bench:
-        return None
-    return row.bench.get("added_us")
+    comparison = _comparison(row)
+    return comparison["added_us"] if comparison else None
 
 
 def _cost_phrase(row: Row) -> str:
-    added = _added_us(row)
-    if added is None:
+    comparison = _comparison(row)
+    if not comparison:
         return ""
-    significant = row.bench.get("significant", True) if row.bench else True
-    return f" (+{added:.1f} µs per request over baseline{'' if significant else ', not significant'})"
+    return (
+        f" ({comparison['added_us']:+.1f} µs per GET over baseline, {comparison['added_pct']:+.1f}%: "
+        f"{comparison['verdict']})"
+    )
 
 
 def table_lines(rows: list[Row]) -> list[str]:
@@ -196,16 +225,18 @@ def limits_lines(rows: list[Row]) -> list[str]:
 def _bench_cell(bench: dict | None) -> str:
     if not bench:
         return "-"
-    text = f"{bench['median_us']:.1f} µs, {bench['added_us']:+.1f} ({bench['ratio']:.3f}×)"
-    return text + ("" if bench.get("significant", True) else ", not significant")
+    cells = []
+    for method, row in sorted(bench.items()):
+        comparison = row.get("vs_baseline")
+        added = f", {comparison['added_us']:+.1f} ({comparison['verdict']})" if comparison else " (the floor)"
+        cells.append(f"{method.upper()} {row['median_us']:.1f} µs ±{row['stdev_pct']:.1f}%{added}")
+    return "<br>".join(cells)
 
 
 def _load_cost_cell(cost: dict | None) -> str:
-    if not cost:
+    if not cost or cost.get("server_us_per_request_median") is None:
         return "-"
-    text = f"{cost['cpu_us_per_request']:.0f} µs ({cost['ratio_vs_baseline']:.3f}× baseline"
-    return text + (f", A/A {cost['aa_ratio']:.3f})" if cost.get("aa_ratio") else ")")
-
-
-def detail_sections(sources: dict[str, dict | None]) -> list[str]:
-    return []
+    text = f"{cost['server_us_per_request_median']:.0f} µs"
+    if cost.get("ratio_vs_baseline_median") is not None:
+        text += f", {cost['ratio_vs_baseline_median']:.3f}× baseline [{cost['ratio_min']:.3f}–{cost['ratio_max']:.3f}]"
+    return text + (f" (A/A {cost['aa_ratio']:.3f})" if cost.get("aa_ratio") else "")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from apps import registry
-from scripts import decision, resultfiles
+from scripts import benchcharts, decision, loadcharts, resultfiles
 from scripts.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
 from scripts.verify import KEEPALIVE_FRESH, VERIFY_JSON
 
@@ -75,6 +75,147 @@ def _verify_section(verify: dict | None) -> list[str]:
     return lines
 
 
+def _chart(name: str, alt: str) -> str:
+    return f"![{alt}]({(resultfiles.CHARTS_DIR / name).relative_to(resultfiles.RESULTS)})"
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _bench_section(bench: dict | None) -> list[str]:
+    if bench is None:
+        return []
+    env = bench["environment"]
+    lines = [
+        "## Microbenchmarks (pyperf, in-process)",
+        "",
+        f"Timer: `{bench['timer']}` (CPU time per request). Mode `{env['parameters'].get('mode', '?')}`. "
+        f"Significance: {bench['significance']['rule']} (min effect {bench['significance']['min_effect_pct']}%, "
+        f"z = {bench['significance']['z']}).",
+        "",
+        _chart(benchcharts.APPS_CHART, "µs per request by variant"),
+        "",
+        "| variant | method | median µs | IQR % | stdev % | runs | added over baseline | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in bench["apps"]:
+        comparison = row.get("vs_baseline") or {}
+        lines.append(
+            f"| `{row['variant']}` | {row['method'].upper()} | {row['median_us']:.1f} | {row['iqr_pct']:.1f} "
+            f"| {row['stdev_pct']:.1f} | {row['runs']} | {_fmt(comparison.get('added_us'), '+.1f')} µs "
+            f"({_fmt(comparison.get('added_pct'), '+.1f')}%) | {comparison.get('verdict', 'the floor')} |"
+        )
+    lines += [
+        "",
+        "A/A control (baseline timed twice in the same rounds): "
+        + "; ".join(f"{aa['method'].upper()} {aa['added_pct']:+.2f}% → {aa['verdict']}" for aa in bench["aa"])
+        + ".",
+    ]
+    lines += [
+        "",
+        "Targets: "
+        + "; ".join(
+            f"{t['subject']} vs {t['reference']} ({t['method'].upper()}): {t['added_pct']:+.1f}%, {t['verdict']}"
+            for t in bench["targets"]
+        )
+        + ".",
+    ]
+    lines += [
+        "",
+        _chart(benchcharts.PRIMITIVES_CHART, "primitives"),
+        "",
+        "| primitive | median ns | net of loop ns |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {p['name']} | {p['median_ns']:.1f} | {_fmt(p.get('net_ns'))} |" for p in bench["primitives"]]
+    per_layer = bench.get("depth_per_layer_us", {})
+    lines += [
+        "",
+        _chart(benchcharts.DEPTH_CHART, "cost against middleware depth"),
+        "",
+        "Cost of one more context middleware layer (slope over depth): "
+        + ", ".join(f"{kind} {slope:.2f} µs" for kind, slope in per_layer.items())
+        + ".",
+    ]
+    return lines
+
+
+def _load_section(load: dict | None) -> list[str]:
+    if load is None:
+        return []
+    lines = [
+        "## Load runs (locust against uvicorn on 127.0.0.1)",
+        "",
+        _chart(loadcharts.LEAK_CHART, "leak heatmap"),
+        "",
+        "| variant | scenario | server | requests | leak | lost | other |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell in load.get("leak_grid", []):
+        lines.append(
+            f"| `{cell['variant']}` | {cell['scenario']} | {cell['server']} | {cell['requests']} "
+            f"| {cell['leak']} | {cell['lost']} | {cell['other']} |"
+        )
+    cost = load.get("cost")
+    if cost:
+        aa = cost["aa_ratio"]
+        lines += [
+            "",
+            f"Server CPU per request, side by side in one window ({cost['rounds']} rounds, scenario "
+            f"{cost['scenario']}, server {cost['server']}); A/A ratio {aa['median']:.3f} "
+            f"[{aa['min']:.3f}–{aa['max']:.3f}] is the noise floor:",
+            "",
+            _chart(loadcharts.COST_CHART, "server CPU µs per request"),
+            "",
+            "| variant | server CPU µs/request | ratio vs baseline [min–max] |",
+            "|---|---|---|",
+        ]
+        for name, fig in cost["variants"].items():
+            lines.append(
+                f"| `{name}` | {_fmt(fig['server_us_per_request_median'], '.0f')} "
+                f"| {_fmt(fig.get('ratio_vs_baseline_median'), '.3f')} "
+                f"[{_fmt(fig.get('ratio_min'), '.3f')}–{_fmt(fig.get('ratio_max'), '.3f')}] |"
+            )
+    latency = load.get("latency") or {}
+    if latency:
+        lines += [
+            "",
+            "Latency from fixed-rate runs well below capacity (not from saturated runs):",
+            "",
+            "| variant | rate/s | p50 ms | p90 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{name}` | {_fmt(f['rate_per_s'], '.0f')} | {_fmt(f['p50_ms'], '.2f')} | {_fmt(f['p90_ms'], '.2f')} "
+            f"| {_fmt(f['p99_ms'], '.2f')} | {_fmt(f['max_ms'], '.2f')} |"
+            for name, f in latency.items()
+        ]
+    if load.get("throughput"):
+        lines += [
+            "",
+            _chart(loadcharts.THROUGHPUT_CHART, "RPS and p99 against users"),
+            "",
+            "Closed-loop runs ran one after another: their throughput is not comparable between variants "
+            "on this shared machine; the side-by-side figures above are.",
+        ]
+    client = load.get("client_cpu")
+    if client:
+        lines += [
+            "",
+            f"Generator CPU per request: {_fmt(client['validated_us_per_request_median'])} µs with the leak "
+            f"checker, {_fmt(client['unvalidated_us_per_request_median'])} µs without "
+            f"({100 * client['validation_overhead']:+.0f}%).",
+        ]
+    bound = load.get("generator_bound") or []
+    lines += [
+        "",
+        f"Generator-bound runs (the load generator, not the server, was the bottleneck): {len(bound)}"
+        + (f": {', '.join(bound)}." if bound else "."),
+    ]
+    return lines
+
+
 def _matrix_section(matrix: dict | None, results_dir: Path) -> list[str]:
     if matrix is None:
         return []
@@ -103,7 +244,9 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *decision.limits_lines(table),
         "",
-        *decision.detail_sections(sources),
+        *_bench_section(sources["bench"]),
+        "",
+        *_load_section(sources["load"]),
         "",
         *_verify_section(sources["verify"]),
         "",

@@ -1,0 +1,96 @@
+"""The report is generated from raw result files alone, and its decision table and recommendation follow the data."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps import registry
+from scripts import decision, report, resultfiles
+from scripts.verify import KEEPALIVE_FRESH
+
+ENV = {"created_utc": "2026-01-01T00:00:00+00:00", "python": "3.11.7", "cpu": "fixture", "cpu_count": 2,
+       "git": {"commit": "0" * 40, "dirty": False}, "packages": {"fastapi": "0"}, "parameters": {"mode": "fixture",
+       "requests_per_scenario": 10}}  # fmt: skip
+CLEAN = {"concurrent": {}, "keepalive": {}, KEEPALIVE_FRESH: {}}
+
+
+def verify_fixture() -> dict:
+    variants = {v.name: {"failures": dict(CLEAN), "conforms": True, "problems": []} for v in registry.VARIANTS}
+    variants["contextvar_asgi"]["failures"] = {**CLEAN, "keepalive": {"entry.request_id:leak": 9}}
+    variants["global_state"]["failures"] = {**CLEAN, "concurrent": {"service.user_id:leak": 5}}
+    return {"environment": ENV, "variants": variants}
+
+
+def bench_row(variant: str, median: float, added: float | None, verdict: str) -> dict:
+    row = {"variant": variant, "method": "get", "series": "main", "median_us": median, "iqr_pct": 1.0,
+           "stdev_pct": 1.5, "runs": 3}  # fmt: skip
+    if added is not None:
+        row["vs_baseline"] = {"added_us": added, "added_pct": 100 * added / 100.0, "ratio": 1 + added / 100.0,
+                              "verdict": verdict}  # fmt: skip
+    return row
+
+
+def bench_fixture() -> dict:
+    apps = [bench_row("baseline", 100.0, None, "")]
+    apps += [bench_row(v.name, 100.0 + 1 + i, 1.0 + i, "slower") for i, v in enumerate(registry.VARIANTS[1:])]
+    return {"environment": ENV, "timer": "time.process_time", "apps": apps, "aa": [],
+            "significance": {"rule": "fixture", "min_effect_pct": 2.0, "z": 2.0}, "targets": [], "primitives": [],
+            "depth": [], "depth_per_layer_us": {}}  # fmt: skip
+
+
+def load_fixture(leaking: str) -> dict:
+    grid = [{"variant": v.name, "category": v.category, "scenario": "pipeline", "server": "uvloop-httptools",
+             "runs": 1, "requests": 100, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "failures": {}}
+            for v in registry.VARIANTS]  # fmt: skip
+    leak_cell = next(cell for cell in grid if cell["variant"] == leaking)
+    leak_cell.update(leak=3, failed_requests=3, failures={"service.tenant_id:leak": 3})
+    return {"environment": ENV, "leak_grid": grid, "cost": None, "latency": {}, "throughput": [],
+            "client_cpu": None, "generator_bound": []}  # fmt: skip
+
+
+def write_fixture(root: Path, leaking: str) -> Path:
+    for name, data in (("verify", verify_fixture()), ("bench", bench_fixture()), ("load", load_fixture(leaking))):
+        path = root / report.SOURCES[name].relative_to(resultfiles.RESULTS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    return root
+
+
+def rows_by_name(root: Path) -> dict[str, decision.Row]:
+    return {row.variant.name: row for row in decision.decide(report.load_sources(root))}
+
+
+def test_a_leak_under_load_makes_the_variant_a_leaker_and_moves_the_recommendation(tmp_path: Path) -> None:
+    first = rows_by_name(write_fixture(tmp_path / "a", leaking="explicit"))
+    assert first["explicit"].verdict == decision.LEAKS
+    assert first["request_state"].verdict == decision.IMMUNE
+    second = rows_by_name(write_fixture(tmp_path / "b", leaking="request_state"))
+    assert second["request_state"].verdict == decision.LEAKS
+    assert second["explicit"].verdict == decision.IMMUNE
+    lines_a = "\n".join(decision.recommendation_lines(list(first.values())))
+    lines_b = "\n".join(decision.recommendation_lines(list(second.values())))
+    assert "**request_state**" in lines_a and "**explicit**" in lines_b
+
+
+def test_entry_only_leaks_that_a_fresh_context_removes_are_told_apart(tmp_path: Path) -> None:
+    rows = rows_by_name(write_fixture(tmp_path, leaking="global_state"))
+    assert rows["contextvar_asgi"].verdict == decision.SAFE_WITH_RESET
+    assert rows["global_state"].verdict == decision.LEAKS
+
+
+def test_report_is_generated_from_the_files_and_is_reproducible(tmp_path: Path) -> None:
+    root = write_fixture(tmp_path, leaking="explicit")
+    first = report.render(root)
+    assert first == report.render(root)
+    assert "service.tenant_id" not in first or "explicit" in first
+    assert "| `explicit` | recommended | explicit argument | leaks another request's data |" in first
+    assert "missing: run `make matrix`" in first  # a missing source is said, not invented
+
+
+@pytest.mark.parametrize("missing", ["bench", "load"])
+def test_missing_sources_leave_their_sections_out(tmp_path: Path, missing: str) -> None:
+    root = write_fixture(tmp_path, leaking="explicit")
+    (root / report.SOURCES[missing].relative_to(resultfiles.RESULTS)).unlink()
+    text = report.render(root)
+    assert f"missing: run `{report.REPRODUCE[missing]}`" in text
