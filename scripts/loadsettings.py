@@ -39,3 +39,5 @@ SIDE_WARMUP_S = 3.0
 SIDE_ROUNDS = 3
 FIXED_RATE_PER_S = 200.0  # fixed-rate latency runs: total requests/s, well below one core's capacity
 FIXED_RATE_USERS = 8
+SIDE_SCENARIO = "get"  # plain requests: the cost of the mechanism, not of a large body
+CLIENT_CPU_ROUNDS = 3  # client CPU per request with and without validation, interleaved

@@ -1,11 +1,188 @@
-"""Placeholder."""
+"""Summarise every load result under results/load/ into results/load/summary.json, then draw the charts.
+
+summary.json (schema 1), everything derived from the per-run JSON files alone:
+
+- `schema`, `generated_utc`, `files`: how many result files were read (`runs`: single runs, `side_rounds`).
+- `leak_grid`: one row per (variant, scenario, server) over every single run (any mode; warm-up included, since a
+  leak there is a leak too): `variant`, `category`, `scenario`, `server` (uvicorn config label, e.g.
+  `uvloop-httptools-reset`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`, `lost`,
+  `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name -> count, names
+  as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+- `throughput`: closed-loop runs (`latency_model` == "closed-loop", tags quick/full/load), one row per (variant,
+  scenario, server, users): `runs`, `rps_median`, `p50_ms_median`, `p99_ms_median`, `server_us_per_request_median`,
+  `generator_bound_runs`. These runs ran one after another: their figures are not comparable between variants.
+- `cost`: the side-by-side rounds (`scripts.sweep_side`), or null if none: `rounds`, `scenario`, `server`,
+  `aa_ratio` {median, min, max} (baseline's second copy / baseline: the noise floor), `variants`: variant ->
+  {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
+- `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
+  `max_ms` (medians over runs of each run's exact percentile), `model` "fixed-rate".
+- `client_cpu`: tag "client" runs: `validated_us_per_request_median`, `unvalidated_us_per_request_median`,
+  `validation_overhead` (ratio - 1), `runs` per side; null if none.
+- `generator_bound`: result file names whose generator used >= GENERATOR_BOUND_SHARE of its cores.
+- `environment`: the newest run's environment (cpu, python, packages, git commit), `commits`: every commit seen.
+"""
+
+from __future__ import annotations
 
 import argparse
+import datetime as dt
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from scripts.resultfiles import LOAD_DIR, read_json, write_json
+
+SUMMARY_NAME = "summary.json"
+SIDE_KIND = "side-by-side"
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def load_results(directory: Path = LOAD_DIR) -> tuple[list[tuple[str, dict]], list[dict]]:
+    runs, side = [], []
+    for path in sorted(directory.glob("*.json")):
+        if path.name == SUMMARY_NAME:
+            continue
+        data = read_json(path)
+        if data.get("kind") == SIDE_KIND:
+            side.append(data)
+        elif "run" in data:
+            runs.append((path.name, data))
+    return runs, side
+
+
+def leak_grid(runs: list[tuple[str, dict]]) -> list[dict]:
+    cells: dict[tuple[str, str, str], dict] = {}
+    for _, data in runs:
+        run = data["run"]
+        key = (run["variant"], run["scenario"], run["config"]["label"])
+        cell = cells.setdefault(
+            key,
+            {"variant": key[0], "category": data["variant_category"], "scenario": key[1], "server": key[2]}
+            | {"runs": 0, "requests": 0, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "failures": {}},
+        )
+        total = data["failures_total"]
+        cell["runs"] += 1
+        for field in ("requests", "failed_requests", "leak", "lost", "other"):
+            cell[field] += total[field]
+        for name, count in total["failures"].items():
+            cell["failures"][name] = cell["failures"].get(name, 0) + count
+    return [cells[key] for key in sorted(cells)]
+
+
+def throughput(runs: list[tuple[str, dict]]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for _, data in runs:
+        run = data["run"]
+        if data["latency_model"] == "closed-loop" and run["validate"] and run["tag"] in ("quick", "full", "load"):
+            groups[(run["variant"], run["scenario"], run["config"]["label"], run["users"])].append(data)
+    rows = []
+    for (variant, scenario, server, users), group in sorted(groups.items()):
+        rows.append(
+            {"variant": variant, "scenario": scenario, "server": server, "users": users, "runs": len(group)}
+            | {
+                "rps_median": median([d["rps"] for d in group]),
+                "p50_ms_median": median([d["latency_ms"]["p50"] for d in group]),
+                "p99_ms_median": median([d["latency_ms"]["p99"] for d in group]),
+                "server_us_per_request_median": median([d["cpu"]["server_us_per_request"] for d in group]),
+                "generator_bound_runs": sum(d["cpu"]["generator_bound"] for d in group),
+            }
+        )
+    return rows
+
+
+def cost(side: list[dict]) -> dict | None:
+    if not side:
+        return None
+    per_variant: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for round_ in side:
+        for slot, entry in round_["slots"].items():
+            if "#" not in slot and entry["server_us_per_request"] is not None:
+                per_variant[entry["variant"]].append((entry["server_us_per_request"], entry["ratio_vs_baseline"]))
+    aa = [round_["aa_ratio"] for round_ in side if round_["aa_ratio"] is not None]
+    return {
+        "rounds": len(side),
+        "scenario": side[0]["scenario"],
+        "server": side[0]["server"]["label"],
+        "users_per_variant": side[0]["users_per_variant"],
+        "aa_ratio": {"median": median(aa), "min": min(aa, default=None), "max": max(aa, default=None)},
+        "generator_bound_rounds": sum(round_["generator_bound"] for round_ in side),
+        "variants": {
+            variant: {
+                "server_us_per_request_median": median([us for us, _ in values]),
+                "min": min(us for us, _ in values),
+                "max": max(us for us, _ in values),
+                "ratio_vs_baseline_median": median([ratio for _, ratio in values]),
+                "ratio_min": min(ratio for _, ratio in values),
+                "ratio_max": max(ratio for _, ratio in values),
+            }
+            for variant, values in sorted(per_variant.items())
+        },
+    }
+
+
+def latency(runs: list[tuple[str, dict]]) -> dict:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for _, data in runs:
+        if data["run"]["tag"] == "latency":
+            groups[data["run"]["variant"]].append(data)
+    return {
+        variant: {"runs": len(group), "model": "fixed-rate", "rate_per_s": group[0]["run"]["rate_per_s"]}
+        | {f"{q}_ms": median([d["latency_ms"][q] for d in group]) for q in ("p50", "p90", "p99", "max")}
+        for variant, group in sorted(groups.items())
+    }
+
+
+def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
+    sides: dict[bool, list[float | None]] = {True: [], False: []}
+    for _, data in runs:
+        if data["run"]["tag"] == "client":
+            sides[data["run"]["validate"]].append(data["cpu"]["client_us_per_request"])
+    with_check, without = median(sides[True]), median(sides[False])
+    if with_check is None or without is None:
+        return None
+    return {
+        "validated_us_per_request_median": with_check,
+        "unvalidated_us_per_request_median": without,
+        "validation_overhead": with_check / without - 1,
+        "runs": {"validated": len(sides[True]), "unvalidated": len(sides[False])},
+    }
+
+
+def summarize(directory: Path = LOAD_DIR) -> dict:
+    """Read every result file, write summary.json atomically next to them, return it."""
+    runs, side = load_results(directory)
+    newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
+    summary = {
+        "schema": 1,
+        "generated_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "files": {"runs": len(runs), "side_rounds": len(side)},
+        "leak_grid": leak_grid(runs),
+        "throughput": throughput(runs),
+        "cost": cost(side),
+        "latency": latency(runs),
+        "client_cpu": client_cpu(runs),
+        "generator_bound": sorted(name for name, data in runs if data["cpu"]["generator_bound"]),
+        "environment": newest["environment"] if newest else None,
+        "commits": sorted({data["environment"]["git"]["commit"] or "" for _, data in runs}),
+    }
+    write_json(directory / SUMMARY_NAME, summary)
+    return summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--no-charts", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    summary = summarize()
+    print(f"summary of {summary['files']} -> {LOAD_DIR / SUMMARY_NAME}")
+    if not args.no_charts:
+        from scripts import loadcharts  # matplotlib only when drawing
+
+        for path in loadcharts.draw(summary):
+            print(f"chart {path}")
     return 0

@@ -4,6 +4,7 @@ quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds 
 full     adds user counts and every server configuration of serverconfig.FULL (long)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.sweep_side): cost
+client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from apps import registry
 from loadtests import scenarios
 from scripts import loadrun, serverconfig, sweep_side
 from scripts.loadsettings import (
+    CLIENT_CPU_ROUNDS,
     FIXED_RATE_PER_S,
     FIXED_RATE_USERS,
     FULL_DURATION_S,
@@ -29,9 +31,11 @@ from scripts.loadsettings import (
 )
 from scripts.runlock import exclusive_run
 
-QUICK, FULL, LATENCY, SIDE = "quick", "full", "latency", "side"
-MODES = (QUICK, FULL, LATENCY, SIDE)
+QUICK, FULL, LATENCY, SIDE, CLIENT = "quick", "full", "latency", "side", "client"
+MODES = (QUICK, FULL, LATENCY, SIDE, CLIENT)
 LATENCY_DURATION_S = 10.0
+CLIENT_VARIANT = "contextvar_asgi"  # a full, all-ok response: the checker does its whole work on every one
+CLIENT_DURATION_S = 6.0
 
 
 def rotated(items: tuple[str, ...], shift: int) -> list[str]:
@@ -40,7 +44,17 @@ def rotated(items: tuple[str, ...], shift: int) -> list[str]:
     return list(items[shift:] + items[:shift])
 
 
+def client_plan() -> Iterator[loadrun.RunSpec]:
+    for index in range(CLIENT_CPU_ROUNDS):
+        for validate in (True, False) if index % 2 == 0 else (False, True):
+            spec = (CLIENT_VARIANT, scenarios.GET, QUICK_USERS, CLIENT_DURATION_S, QUICK_WARMUP_S)
+            yield loadrun.RunSpec(*spec, validate=validate, tag=CLIENT)
+
+
 def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
+    if mode == CLIENT:
+        yield from client_plan()
+        return
     if mode == QUICK:
         cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in chosen_scenarios]
         duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
@@ -75,7 +89,8 @@ def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
     errors = 0
     for done, spec in enumerate(specs, 1):
         if dry_run:
-            print(f"{spec.variant} {spec.scenario} {spec.config.label} u={spec.users} {spec.duration_s}s")
+            label = f"{spec.variant} {spec.scenario} {spec.config.label} u={spec.users}"
+            print(f"{label} {spec.duration_s}s rate={spec.rate_per_s} validate={spec.validate}")
             continue
         try:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
