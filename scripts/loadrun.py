@@ -120,13 +120,19 @@ class Generator:
         return self
 
     def wait(self) -> None:
+        """Until locust stops by itself (its -t), at most LOCUST_GRACE_S longer; then it is stopped by PID."""
         assert self.process is not None
         try:
             bound = self.spec.warmup_s + self.spec.duration_s + LOCUST_GRACE_S
             self.returncode = self.process.process.wait(timeout=bound)
         except subprocess.TimeoutExpired:
-            self.returncode = None  # it overran its bound: stopped below, counted as a failed run
+            self.returncode = None  # it overran its bound: stopped below, recorded as exit code null
         finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Idempotent; also the clean-up path on Ctrl-C or any error."""
+        if self.process is not None:
             self.pids = self.process.stop()
 
     def records(self) -> list[dict]:
@@ -194,10 +200,13 @@ def execute(spec: RunSpec) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
         with serve(variant, spec.config, port, SERVER_CPUS) as server:
             generator = Generator(spec, port, Path(tmp))
-            generator.start()
-            probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
-            with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
-                generator.wait()
+            try:
+                generator.start()
+                probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
+                with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
+                    generator.wait()
+            finally:
+                generator.stop()  # before the server: a generator never outlives what it drives
         window = window_of(generator.records())
         result = result_of(spec, generator, server, sampler.between(*window), window)
     started = server.seen.keys() | set(generator.pids)

@@ -45,6 +45,7 @@ class Managed:
         )
         self.seen: dict[int, psutil.Process] = {self.process.pid: psutil.Process(self.process.pid)}
         self.cpu_by_pid: dict[int, float] = {}  # last reading per PID: a process that exits keeps its CPU time
+        self.stopped: list[int] | None = None
 
     @property
     def pid(self) -> int:
@@ -72,6 +73,8 @@ class Managed:
 
     def stop(self) -> list[int]:
         """SIGINT, then SIGKILL to every remembered PID; returns the PIDs that were seen (all verified gone)."""
+        if self.stopped is not None:
+            return self.stopped
         self.processes()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -90,7 +93,8 @@ class Managed:
         left = [proc.pid for proc in alive if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
         if left:
             raise LeftBehind(f"still running after stop: {left} (from {' '.join(self.command)})")
-        return sorted(self.seen)
+        self.stopped = sorted(self.seen)
+        return self.stopped
 
 
 def free_port() -> int:

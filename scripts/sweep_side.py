@@ -58,6 +58,7 @@ def measure_round(order: list[str], index: int) -> dict[str, object]:
             workdir.mkdir()
             generators[slot] = Generator(spec, port, workdir)
         for slot in order:
+            stack.callback(generators[slot].stop)  # runs before the servers' exits: generators stop first
             generators[slot].start()
         probes = {f"server:{slot}": servers[slot].cpu_seconds for slot in order}
         probes |= {f"generator:{slot}": generators[slot].process.cpu_seconds for slot in order}

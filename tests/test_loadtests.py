@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+
 import psutil
 import pytest
 
@@ -11,6 +17,7 @@ from loadtests import scenarios
 from loadtests.pipeline import ProtocolError, ResponseParser, encode
 from loadtests.validation import NOT_JSON, judge, status_failure
 from scripts import loadrun, serverconfig
+from scripts.environment import ROOT
 from scripts.loadsettings import SERVER_CPUS
 from scripts.runlock import exclusive_run
 from scripts.serverproc import free_port, serve
@@ -18,6 +25,7 @@ from scripts.serverproc import free_port, serve
 RUN_S = 2.0  # measured seconds of each headless run: enough requests to see a leak, short enough for the suite
 WARMUP_S = 0.5
 USERS = 4
+LOCK_WAIT_S = 240.0  # another benchmark may hold the machine lock for a while
 
 
 def ok_response(body: bytes = b'{"a": 1}', extra: str = "") -> bytes:
@@ -114,3 +122,22 @@ def test_a_server_is_stopped_by_pid_when_the_run_fails() -> None:
             pids = list(server.seen)
             raise RuntimeError("boom")
     assert pids and not any(psutil.pid_exists(pid) and loadrun._alive(pid) for pid in pids)
+
+
+def test_ctrl_c_stops_the_server_and_the_generator() -> None:
+    command = [sys.executable, "-m", "scripts.cli", "load", "--variant", "baseline", "--duration", "60"]
+    orchestrator = psutil.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S  # it may first wait for the machine lock
+        while time.monotonic() < deadline and not any("locust" in " ".join(p.cmdline()) for p in seen.values()):
+            with contextlib.suppress(psutil.Error):
+                seen.update({child.pid: child for child in orchestrator.children(recursive=True)})
+            time.sleep(0.05)
+        assert any("uvicorn" in " ".join(p.cmdline()) for p in seen.values()), "the run never started"
+        orchestrator.send_signal(signal.SIGINT)
+        assert orchestrator.wait(timeout=30) != 0
+    finally:
+        if orchestrator.poll() is None:
+            orchestrator.kill()
+    assert not any(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE for proc in seen.values())
