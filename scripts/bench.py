@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apps import conformance, registry
+from microbench import bm_paired
 from scripts import benchcharts, benchstats
 from scripts.environment import ROOT
 from scripts.resultfiles import BENCH_DIR, CHARTS_DIR, write_json
 from scripts.runlock import exclusive_run
 
 MICROBENCH = ROOT / "microbench"
+PAIRED_SCRIPT = "bm_paired.py"
 
 
 @dataclass(frozen=True)
@@ -30,19 +32,35 @@ class Mode:
     warmups: int  # untimed values per worker
     app_loops: int  # requests per value (apps and depth)
     primitive_loops: int  # iterations per value (each INNER operations)
+    paired_blocks: int  # blocks per paired process (bm_paired: every app in turn, BLOCK_REQUESTS requests each)
+    paired_processes: int  # paired processes per round
+    paired_block_requests: int  # requests of one app per block
 
 
 MODES = {
     # CI: the same code path with tiny counts; the figures mean nothing.
-    "smoke": Mode(rounds=1, processes=1, values=2, warmups=0, app_loops=3, primitive_loops=200),
+    "smoke": Mode(
+        rounds=1,
+        processes=1,
+        values=2,
+        warmups=0,
+        app_loops=3,
+        primitive_loops=200,
+        paired_blocks=2,
+        paired_processes=1,
+        paired_block_requests=3,
+    ),
     # At most 5 minutes on the 2-core machine, gate included (measured: see the closing report of issue 3).
     "default": Mode(
         rounds=3,
         processes=2,
-        values=4,
+        values=3,
         warmups=1,
         app_loops=150,
         primitive_loops=20_000,
+        paired_blocks=20,
+        paired_processes=1,
+        paired_block_requests=bm_paired.BLOCK_REQUESTS,
     ),
     # For publishable figures: more workers (the unit of evidence) and longer values.
     "rigorous": Mode(
@@ -52,10 +70,13 @@ MODES = {
         warmups=1,
         app_loops=300,
         primitive_loops=50_000,
+        paired_blocks=60,
+        paired_processes=2,
+        paired_block_requests=bm_paired.BLOCK_REQUESTS,
     ),
 }
 DEPTH_KINDS = benchstats.DEPTH_KINDS
-OUR_FILES = ("app_*.json", "depth_*.json", "primitives.json", benchstats.RUN_NAME, benchstats.SUMMARY_NAME)
+OUR_FILES = ("app_*.json", "depth_*.json", "primitives.json", benchstats.PAIRED_NAME, benchstats.RUN_NAME)
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,12 @@ class Job:
     output: Path
     loops: int
 
-    def command(self, mode: Mode, affinity: str | None) -> list[str]:
+    def command(self, mode: Mode, affinity: str | None, round_index: int) -> list[str]:
+        if self.script == PAIRED_SCRIPT:  # not a pyperf Runner: its own few options, a new block order every round
+            command = [sys.executable, str(MICROBENCH / self.script), "-o", str(self.output)]
+            command += ["--seed", str(round_index), "--blocks", str(mode.paired_blocks)]
+            command += ["--processes", str(mode.paired_processes), "--block-requests", str(mode.paired_block_requests)]
+            return command + (["--affinity", affinity] if affinity else [])
         command = [sys.executable, str(MICROBENCH / self.script), *self.options, "--append", str(self.output)]
         command += ["--processes", str(mode.processes), "--values", str(mode.values)]
         command += ["--warmups", str(mode.warmups), "--loops", str(self.loops), "--quiet"]
@@ -87,6 +113,7 @@ def jobs(mode: Mode, results_dir: Path) -> list[Job]:
         for kind in DEPTH_KINDS
     ]
     found.append(Job("bm_primitives.py", (), benchstats.primitives_path(results_dir), mode.primitive_loops))
+    found.append(Job(PAIRED_SCRIPT, (), benchstats.paired_path(results_dir), 0))
     return found
 
 
@@ -122,7 +149,8 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
         rng.shuffle(round_jobs)
         for job in round_jobs:
             started = time.perf_counter()
-            result = subprocess.run(job.command(mode, affinity), cwd=ROOT, capture_output=True, text=True, check=False)
+            command = job.command(mode, affinity, round_index)
+            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
             seconds = time.perf_counter() - started
             label = f"{job.script} {' '.join(job.options)}".strip()
             print(f"round {round_index + 1}/{mode.rounds} {label}: {seconds:.1f}s", flush=True)

@@ -18,29 +18,38 @@ DPI = 110
 
 
 def draw_apps(summary: dict, path: Path) -> Path:
-    """Median µs per request by variant (IQR whiskers), baseline's median as a line: the bar past it is the cost."""
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(13, 5.5), sharey=True)
-    order = sorted({row["variant"] for row in summary["apps"]})
+    """Median µs per request by variant with IQR whiskers; the grey part is baseline's cost, the coloured part is added.
+
+    A variant cheaper than baseline shows an empty outlined segment up to baseline's median instead.
+    """
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(13, 5.5))
     for axis, method in zip(axes, METHODS, strict=True):
-        rows = {row["variant"]: row for row in summary["apps"] if row["method"] == method}
-        names = [name for name in order if name in rows]
-        medians = [rows[name]["median_us"] for name in names]
-        low = [rows[name]["median_us"] - rows[name]["p25_us"] for name in names]
-        high = [rows[name]["p75_us"] - rows[name]["median_us"] for name in names]
-        colors = [VERDICT_COLORS[(rows[name].get("vs_baseline") or {}).get("verdict")] for name in names]
-        axis.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
-        if BASELINE in rows:
-            axis.axvline(rows[BASELINE]["median_us"], color="black", linestyle="--", linewidth=1, label="baseline")
-        for index, name in enumerate(names):
-            versus = rows[name].get("vs_baseline")
-            if versus:
-                note = f"{versus['added_us']:+.0f} µs ({versus['added_pct']:+.1f}%) {versus['verdict']}"
-                axis.text(medians[index] + high[index] + 3, index, note, va="center", fontsize=7)
+        rows = sorted((row for row in summary["apps"] if row["method"] == method), key=lambda row: row["median_us"])
+        reference = next((row["median_us"] for row in rows if row["variant"] == BASELINE), None)
+        names = [row["variant"] for row in rows]
+        medians = [row["median_us"] for row in rows]
+        floor = [min(median, reference) if reference else median for median in medians]
+        axis.barh(names, floor, color="lightgray", label="baseline's cost" if reference else None)
+        for index, row in enumerate(rows):
+            versus = row.get("vs_baseline")
+            if not versus or reference is None:
+                continue
+            color = VERDICT_COLORS[versus["verdict"]]
+            if row["median_us"] >= reference:
+                axis.barh(index, row["median_us"] - reference, left=reference, color=color)
+            else:
+                axis.barh(index, reference - row["median_us"], left=row["median_us"], fill=False, edgecolor=color)
+            note = f"{versus['added_us']:+.0f} µs ({versus['added_pct']:+.1f}%) {versus['verdict']}"
+            axis.text(max(row["p75_us"], reference) * 1.02, index, note, va="center", fontsize=7)
+        low = [row["median_us"] - row["p25_us"] for row in rows]
+        high = [row["p75_us"] - row["median_us"] for row in rows]
+        axis.errorbar(medians, range(len(rows)), xerr=[low, high], fmt="none", ecolor="black", capsize=3)
         axis.set_title(f"{method.upper()}: CPU µs per request (median, IQR)")
         axis.set_xlabel("µs per request")
-        axis.set_xlim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.55 if medians else 1)
-        axis.legend(loc="lower right", fontsize=8)
-    fig.suptitle("Cost per request by variant; past the dashed line: added over baseline (colour: verdict)")
+        axis.set_xlim(0, max((row["p75_us"] for row in rows), default=1) * 1.6)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("lightgray", *VERDICT_COLORS.values())][:4]
+        axis.legend(handles, ["baseline's cost", "added: slower", "added: faster", "not significant"], fontsize=7)
+    fig.suptitle("Cost per request by variant: grey = baseline's cost, coloured = added over it (colour = verdict)")
     return save(fig, path)
 
 

@@ -58,6 +58,9 @@ TARGET_REFERENCES = ("baseline", "starlette_context", "asgi_correlation_id")
 DEPTH_KINDS = ("pure_asgi", "basehttp")
 EMPTY_LOOP = "empty_loop"
 SUMMARY_NAME = "summary.json"
+PAIRED_NAME = "paired.json"
+AA_APP = f"{BASELINE}_{AA_SERIES}"  # baseline's second copy in the paired blocks
+MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)  # standard error of a median over a mean's, for near-normal data
 RUN_NAME = "run.json"
 US, NS = 1e6, 1e9
 
@@ -77,6 +80,14 @@ def depth_path(results_dir: Path, kind: str) -> Path:
 
 def primitives_path(results_dir: Path) -> Path:
     return results_dir / "primitives.json"
+
+
+def paired_path(results_dir: Path) -> Path:
+    return results_dir / PAIRED_NAME
+
+
+def paired_name(method: str, app: str) -> str:
+    return f"paired_{method}_{app}"  # as microbench/bm_paired.py names them
 
 
 def run_means(bench: pyperf.Benchmark) -> list[float]:
@@ -100,6 +111,14 @@ def describe_bench(bench: pyperf.Benchmark, scale: float, unit: str) -> dict[str
     }
 
 
+def verdict_of(added_pct: float, se_pct: float) -> tuple[str, float]:
+    """The documented rule: (verdict, threshold_pct)."""
+    threshold = max(MIN_EFFECT_PCT, Z * se_pct)
+    if abs(added_pct) < threshold:
+        return "not significant", threshold
+    return ("slower" if added_pct > 0 else "faster"), threshold
+
+
 def compare(subject: pyperf.Benchmark, reference: pyperf.Benchmark, names: tuple[str, str], method: str) -> dict:
     """Subject against reference with the documented threshold (see the module docstring)."""
     ref_median = reference.median()
@@ -114,12 +133,9 @@ def compare(subject: pyperf.Benchmark, reference: pyperf.Benchmark, names: tuple
         se_pct = 100 * se / statistics.fmean(reference_means)
     else:
         se_pct = math.inf  # one worker per side: no evidence about the spread between workers
-    threshold = max(MIN_EFFECT_PCT, Z * se_pct)
-    if abs(added_pct) < threshold:
-        verdict = "not significant"
-    else:
-        verdict = "slower" if added > 0 else "faster"
+    verdict, threshold = verdict_of(added_pct, se_pct)
     return {
+        "design": "independent",
         "subject": names[0],
         "reference": names[1],
         "method": method,
@@ -221,6 +237,55 @@ def summarize_depth(results_dir: Path) -> tuple[list[dict], dict[str, float | No
     return rows, per_layer
 
 
+def block_ratios(suite: pyperf.BenchmarkSuite, method: str, subject: str, reference: str) -> list[float]:
+    """subject / reference for every block: value i of two runs of the same process was measured in the same block."""
+    subject_runs = suite.get_benchmark(paired_name(method, subject)).get_runs()
+    reference_runs = suite.get_benchmark(paired_name(method, reference)).get_runs()
+    ratios = []
+    for subject_run, reference_run in zip(subject_runs, reference_runs, strict=True):
+        seeds = {run.get_metadata().get("ctxbench_seed") for run in (subject_run, reference_run)}
+        if len(seeds) != 1 or len(subject_run.values) != len(reference_run.values):
+            raise ValueError(f"{paired_name(method, subject)}: runs do not pair with {reference}")
+        ratios += [s / r for s, r in zip(subject_run.values, reference_run.values, strict=True)]
+    return ratios
+
+
+def paired_compare(suite: pyperf.BenchmarkSuite, method: str, subject: str, reference: str) -> dict:
+    """Median of the per-block ratios, with the same verdict rule; se = MEDIAN_SE_FACTOR * sd / sqrt(blocks)."""
+    ratios = block_ratios(suite, method, subject, reference)
+    ratio = statistics.median(ratios)
+    spread = statistics.stdev(ratios) if len(ratios) > 1 else math.inf
+    se_pct = 100 * MEDIAN_SE_FACTOR * spread / math.sqrt(len(ratios))
+    verdict, threshold = verdict_of(100 * (ratio - 1), se_pct)
+    reference_us = suite.get_benchmark(paired_name(method, reference)).median() * US
+    return {
+        "design": "paired",
+        "subject": subject,
+        "reference": reference,
+        "method": method,
+        "blocks": len(ratios),
+        "ratio": ratio,
+        "added_pct": 100 * (ratio - 1),
+        "added_us": (ratio - 1) * reference_us,
+        "ratio_sd_pct": 100 * spread if math.isfinite(spread) else None,
+        "se_pct": se_pct if math.isfinite(se_pct) else None,
+        "threshold_pct": threshold if math.isfinite(threshold) else None,
+        "verdict": verdict,
+    }
+
+
+def load_paired(results_dir: Path) -> pyperf.BenchmarkSuite | None:
+    """The paired suite, every worker's app checked; None when the run had no paired job."""
+    path = paired_path(results_dir)
+    if not path.exists():
+        return None
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    for bench in suite.get_benchmarks():
+        app = bench.get_name().split("_", 2)[2]
+        proven_apps(bench, BASELINE if app == AA_APP else app)
+    return suite
+
+
 def timer_of(results_dir: Path) -> str | None:
     timers = set()
     for path in sorted(results_dir.glob("*.json")):
@@ -236,6 +301,17 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     run_file = results_dir / RUN_NAME
     parameters = read_json(run_file) if run_file.exists() else {}
     apps, aa, targets = summarize_apps(load_apps(results_dir))
+    paired = load_paired(results_dir)
+    if paired is not None:
+        for row in apps:
+            if row["variant"] != BASELINE:
+                row["paired_vs_baseline"] = paired_compare(paired, row["method"], row["variant"], BASELINE)
+        aa += [paired_compare(paired, method, AA_APP, BASELINE) for method in METHODS]
+        targets += [
+            paired_compare(paired, method, TARGET_SUBJECT, reference)
+            for method in METHODS
+            for reference in TARGET_REFERENCES
+        ]
     depth, per_layer = summarize_depth(results_dir)
     summary = {
         "schema": SCHEMA,
@@ -255,28 +331,32 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
 
 
 def table(summary: dict) -> str:
-    """The apps as a fixed-width table, then the A/A and target comparisons."""
+    """The apps as a fixed-width table (independent runs, then paired blocks), then the A/A and target comparisons."""
 
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:+.1f}%"
+    def pct(value: float | None, sign: str = "+") -> str:
+        return "-" if value is None else f"{value:{sign}.1f}%"
+
+    def verdict(item: dict | None) -> str:
+        if not item:
+            return f"{'-':>7} {'-':>6} {'(reference)':16}"
+        return f"{pct(item['added_pct']):>7} {pct(item['threshold_pct'], ''):>6} {item['verdict']:16}"
 
     lines = [
-        f"{'variant':24} {'method':6} {'median us':>10} {'stdev':>6} {'IQR':>6} {'+us':>8} {'+%':>7} "
-        f"{'threshold':>9}  verdict vs baseline"
+        f"{'':24} {'':6} {'independent runs':-^47} {'paired blocks':-^31}",
+        f"{'variant':24} {'method':6} {'median us':>10} {'stdev':>6} {'IQR':>6} {'+%':>7} {'thresh':>6} "
+        f"{'verdict':16} {'+%':>7} {'thresh':>6} verdict",
     ]
     for row in sorted(summary["apps"], key=lambda r: (r["method"], r["median_us"])):
-        versus = row.get("vs_baseline") or {}
-        threshold = versus.get("threshold_pct")
         lines.append(
-            f"{row['variant']:24} {row['method']:6} {row['median_us']:10.1f} {row['stdev_pct']:5.1f}% "
-            f"{row['iqr_pct']:5.1f}% {versus.get('added_us', 0.0):+8.1f} {pct(versus.get('added_pct')):>7} "
-            f"{'-' if threshold is None else f'{threshold:.1f}%':>9}  {versus.get('verdict', '(reference)')}"
+            f"{row['variant']:24} {row['method']:6} {row['median_us']:10.1f} {pct(row['stdev_pct'], ''):>6} "
+            f"{pct(row['iqr_pct'], ''):>6} {verdict(row.get('vs_baseline'))} {verdict(row.get('paired_vs_baseline'))}"
         )
     for label, key in (("A/A", "aa"), ("target", "targets")):
         for item in summary[key]:
             lines.append(
-                f"{label}: {item['subject']} vs {item['reference']} {item['method']}: {item['added_us']:+.1f} us "
-                f"({pct(item['added_pct'])}, threshold {pct(item['threshold_pct'])}): {item['verdict']}"
+                f"{label} ({item['design']}): {item['subject']} vs {item['reference']} {item['method']}: "
+                f"{item['added_us']:+.1f} us ({pct(item['added_pct'])}, threshold {pct(item['threshold_pct'], '')}): "
+                f"{item['verdict']}"
             )
     for kind, per_layer in summary["depth_per_layer_us"].items():
         lines.append(f"depth: {kind}: {'-' if per_layer is None else f'{per_layer:.1f}'} us per layer")

@@ -1,0 +1,85 @@
+"""The bench command in smoke mode end to end: files appear, parse with pyperf, prove their app; no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pyperf
+import pytest
+
+from apps import registry, traffic
+from microbench import bm_apps
+from scripts import benchcharts, benchstats, cli
+
+pytestmark = pytest.mark.timeout(240)  # waits for the machine lock if another run holds it
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = tmp_path_factory.mktemp("bench")
+    assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(results)]) == 0
+    return results
+
+
+def test_every_variant_file_parses_and_proves_its_app(smoke: Path) -> None:
+    for variant in registry.VARIANTS:
+        suite = pyperf.BenchmarkSuite.load(str(benchstats.app_path(smoke, variant.name)))
+        assert sorted(suite.get_benchmark_names()) == ["app_get", "app_post"]
+        for bench in suite.get_benchmarks():
+            runs = [run for run in bench.get_runs() if run.values]
+            assert runs
+            assert {run.get_metadata()["ctxbench_app"] for run in runs} == {variant.name}
+            assert bench.get_metadata()["timer"] == "time.process_time"
+            assert bench.get_metadata()["fastapi_version"]
+
+
+def test_pyperf_cli_reads_and_compares_the_files(smoke: Path) -> None:
+    baseline = benchstats.app_path(smoke, "baseline")
+    subject = benchstats.app_path(smoke, "contextvar_asgi")
+    for command in (["stats", str(subject)], ["compare_to", str(baseline), str(subject), "--table"]):
+        result = subprocess.run([sys.executable, "-m", "pyperf", *command], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    assert "app_get" in result.stdout or "not significant" in result.stdout
+
+
+def test_summary_and_charts(smoke: Path) -> None:
+    summary = json.loads((smoke / benchstats.SUMMARY_NAME).read_text())
+    assert summary["schema"] == benchstats.SCHEMA
+    assert {(row["variant"], row["method"]) for row in summary["apps"]} == {
+        (variant.name, method) for variant in registry.VARIANTS for method in benchstats.METHODS
+    }
+    assert [item["method"] for item in summary["aa"]] == list(benchstats.METHODS)
+    assert {row["name"] for row in summary["primitives"]} >= {"contextvar_get", "state_set_get"}
+    assert {(row["kind"], row["depth"]) for row in summary["depth"]} >= {("pure_asgi", 5), ("basehttp", 5)}
+    assert summary["environment"]["parameters"]["mode"] == "smoke"
+    for name in (benchcharts.APPS_CHART, benchcharts.PRIMITIVES_CHART, benchcharts.DEPTH_CHART):
+        assert (smoke / "charts" / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_summary_refuses_a_worker_that_timed_another_app(smoke: Path, tmp_path: Path) -> None:
+    path = benchstats.app_path(smoke, "contextvar_asgi")
+    data = json.loads(path.read_text())
+    data["benchmarks"][0]["runs"][-1].setdefault("metadata", {})["ctxbench_app"] = "baseline"
+    (tmp_path / path.name).write_text(json.dumps(data))
+    with pytest.raises(benchstats.WrongApp):
+        benchstats.summarize(tmp_path, write=False)
+
+
+def test_a_variant_that_does_not_do_its_work_is_not_timed() -> None:
+    spec = bm_apps.request_spec(traffic.GET)
+    baseline_app = registry.get("baseline").load()
+    with pytest.raises(bm_apps.AppDidNotWork):
+        bm_apps.verify(registry.get("contextvar_asgi"), baseline_app, spec)
+    assert bm_apps.verify(registry.get("baseline"), baseline_app, spec)["ctxbench_app"] == "baseline"
+
+
+def test_verdict_threshold() -> None:
+    assert benchstats.verdict_of(1.0, 0.1) == ("not significant", benchstats.MIN_EFFECT_PCT)
+    assert benchstats.verdict_of(10.0, 0.5)[0] == "slower"
+    assert benchstats.verdict_of(-10.0, 0.5)[0] == "faster"
+    assert benchstats.verdict_of(10.0, 6.0) == ("not significant", benchstats.Z * 6.0)
+    assert benchstats.verdict_of(50.0, math.inf)[0] == "not significant"  # one worker a side: no evidence
