@@ -11,7 +11,7 @@ DURATION ?=
 SCENARIO ?=
 MODE ?=
 
-.PHONY: setup bench test lint load sweep matrix report readme clean
+.PHONY: setup bench test lint verify load sweep matrix report readme clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
+# The main job: microbenchmarks (behind the conformance gate), then the matrix, then the report from all raw results.
 bench: setup
 	$(CLI) bench $(if $(MODE),--mode $(MODE))
+	$(CLI) verify
+	$(CLI) matrix
+	$(CLI) report
 
 test: setup
 	$(BIN)/ruff check .
@@ -33,6 +37,9 @@ test: setup
 lint: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+verify: setup
+	$(CLI) verify
 
 load: setup
 	$(CLI) load --variant $(VARIANT) $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO))
