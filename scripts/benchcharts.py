@@ -18,39 +18,46 @@ DPI = 110
 
 
 def draw_apps(summary: dict, path: Path) -> Path:
-    """Median µs per request by variant with IQR whiskers; the grey part is baseline's cost, the coloured part is added.
-
-    A variant cheaper than baseline shows an empty outlined segment up to baseline's median instead.
-    """
+    """Per variant: grey bar = baseline's median, coloured = the cost added over it (paired blocks where measured,
+    else independent runs; colour = that comparison's verdict); dot and whisker = the variant's own median and IQR
+    over its independent pyperf runs."""
     fig, axes = plt.subplots(1, len(METHODS), figsize=(13, 5.5))
     for axis, method in zip(axes, METHODS, strict=True):
-        rows = sorted((row for row in summary["apps"] if row["method"] == method), key=lambda row: row["median_us"])
+        rows = [row for row in summary["apps"] if row["method"] == method]
         reference = next((row["median_us"] for row in rows if row["variant"] == BASELINE), None)
+        rows.sort(key=lambda row: added_cost(row) if reference is not None else row["median_us"])
         names = [row["variant"] for row in rows]
-        medians = [row["median_us"] for row in rows]
-        floor = [min(median, reference) if reference else median for median in medians]
-        axis.barh(names, floor, color="lightgray", label="baseline's cost" if reference else None)
         for index, row in enumerate(rows):
-            versus = row.get("vs_baseline")
+            versus = row.get("paired_vs_baseline") or row.get("vs_baseline")
             if not versus or reference is None:
+                axis.barh(index, reference or row["median_us"], color="lightgray")
                 continue
-            color = VERDICT_COLORS[versus["verdict"]]
-            if row["median_us"] >= reference:
-                axis.barh(index, row["median_us"] - reference, left=reference, color=color)
+            added, color = versus["added_us"], VERDICT_COLORS[versus["verdict"]]
+            axis.barh(index, min(reference, reference + added), color="lightgray")
+            if added >= 0:
+                axis.barh(index, added, left=reference, color=color)
             else:
-                axis.barh(index, reference - row["median_us"], left=row["median_us"], fill=False, edgecolor=color)
-            note = f"{versus['added_us']:+.0f} µs ({versus['added_pct']:+.1f}%) {versus['verdict']}"
-            axis.text(max(row["p75_us"], reference) * 1.02, index, note, va="center", fontsize=7)
+                axis.barh(index, -added, left=reference + added, fill=False, edgecolor=color)
+            note = f"{added:+.0f} µs ({versus['added_pct']:+.1f}%) {versus['verdict']} [{versus['design']}]"
+            axis.text(max(row["p75_us"], reference + added) * 1.02, index, note, va="center", fontsize=7)
+        medians = [row["median_us"] for row in rows]
         low = [row["median_us"] - row["p25_us"] for row in rows]
         high = [row["p75_us"] - row["median_us"] for row in rows]
-        axis.errorbar(medians, range(len(rows)), xerr=[low, high], fmt="none", ecolor="black", capsize=3)
-        axis.set_title(f"{method.upper()}: CPU µs per request (median, IQR)")
+        axis.errorbar(medians, range(len(rows)), xerr=[low, high], fmt="o", color="black", markersize=3, capsize=3)
+        axis.set_yticks(range(len(rows)), names)
+        axis.set_title(f"{method.upper()}: CPU µs per request")
         axis.set_xlabel("µs per request")
-        axis.set_xlim(0, max((row["p75_us"] for row in rows), default=1) * 1.6)
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("lightgray", *VERDICT_COLORS.values())][:4]
-        axis.legend(handles, ["baseline's cost", "added: slower", "added: faster", "not significant"], fontsize=7)
-    fig.suptitle("Cost per request by variant: grey = baseline's cost, coloured = added over it (colour = verdict)")
+        axis.set_xlim(0, max((row["p75_us"] for row in rows), default=1) * 1.8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("lightgray", *VERDICT_COLORS.values())][:4]
+    labels = ["baseline's median", "added: slower", "added: faster", "added: not significant"]
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncols=4)
+    fig.suptitle("Cost per request: bar = baseline + added cost (verdict colour); dot = own median, whisker = IQR")
     return save(fig, path)
+
+
+def added_cost(row: dict) -> float:
+    versus = row.get("paired_vs_baseline") or row.get("vs_baseline")
+    return versus["added_us"] if versus else 0.0
 
 
 def draw_primitives(summary: dict, path: Path) -> Path:
@@ -93,7 +100,7 @@ def draw_depth(summary: dict, path: Path) -> Path:
 def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1) if fig.legends else None)  # room for a figure legend below
     fig.savefig(tmp, dpi=DPI)
     plt.close(fig)
     tmp.replace(path)  # atomic: a reader never sees half a PNG

@@ -37,6 +37,15 @@ def test_every_variant_file_parses_and_proves_its_app(smoke: Path) -> None:
             assert bench.get_metadata()["fastapi_version"]
 
 
+def test_paired_file_parses_and_pairs_every_app(smoke: Path) -> None:
+    suite = pyperf.BenchmarkSuite.load(str(benchstats.paired_path(smoke)))
+    for variant in registry.VARIANTS:
+        for method in benchstats.METHODS:
+            bench = suite.get_benchmark(benchstats.paired_name(method, variant.name))
+            assert {run.get_metadata()["ctxbench_app"] for run in bench.get_runs()} == {variant.name}
+            assert len(benchstats.block_ratios(suite, method, variant.name, "baseline")) == bench.get_nvalue()
+
+
 def test_pyperf_cli_reads_and_compares_the_files(smoke: Path) -> None:
     baseline = benchstats.app_path(smoke, "baseline")
     subject = benchstats.app_path(smoke, "contextvar_asgi")
@@ -52,7 +61,8 @@ def test_summary_and_charts(smoke: Path) -> None:
     assert {(row["variant"], row["method"]) for row in summary["apps"]} == {
         (variant.name, method) for variant in registry.VARIANTS for method in benchstats.METHODS
     }
-    assert [item["method"] for item in summary["aa"]] == list(benchstats.METHODS)
+    designs = {(item["design"], item["method"]) for item in summary["aa"]}
+    assert designs == {(design, method) for design in ("independent", "paired") for method in benchstats.METHODS}
     assert {row["name"] for row in summary["primitives"]} >= {"contextvar_get", "state_set_get"}
     assert {(row["kind"], row["depth"]) for row in summary["depth"]} >= {("pure_asgi", 5), ("basehttp", 5)}
     assert summary["environment"]["parameters"]["mode"] == "smoke"
