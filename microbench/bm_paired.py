@@ -5,7 +5,7 @@ runs at 35 or 60 ns per iteration, CPU time included), so independent runs of tw
 reason of theirs. Here one process loads every app and times BLOCK_REQUESTS requests of each in turn, in a new
 shuffled order every block; the blocks of one round last well under a second, so the apps of a block share the
 host's state and the ratio of two apps within a block cancels it. `baseline` is timed twice per block (the second
-copy, `baseline_aa`, at its own position) for the A/A control.
+copy, `baseline_aa`, at its own position) for the A/A control. GET blocks also hold bm_depth's apps (0 to 5 layers).
 
 Output: pyperf JSON written through pyperf's API (`pyperf stats` reads it), one benchmark per app and method named
 `paired_<method>_<app>`; each process is one run whose values are its blocks in order, so value i of two benchmarks
@@ -28,6 +28,7 @@ from pathlib import Path
 import pyperf
 
 from apps import inprocess, registry, traffic
+from microbench import bm_depth
 from microbench.asgi_timing import TIMER, TIMER_NAME, versions
 from microbench.bm_apps import METHODS, request_spec, verify
 
@@ -43,10 +44,19 @@ def bench_name(method: str, app_name: str) -> str:
     return f"paired_{method}_{app_name}"
 
 
-def timed_apps() -> dict[str, registry.Variant]:
-    """Every variant, plus baseline a second time under its A/A name."""
-    apps = {variant.name: variant for variant in registry.VARIANTS}
-    return apps | {BASELINE + AA_SUFFIX: registry.get(BASELINE)}
+def timed_apps(method: str) -> dict[str, tuple[object, dict[str, str | int]]]:
+    """name -> (app, proof from its checked response): every variant, baseline again under its A/A name, and for GET
+    the depth apps (named by their title, e.g. depth-basehttp-3), so the cost per layer is paired too."""
+    spec = request_spec(method)
+    variants = {variant.name: variant for variant in registry.VARIANTS} | {BASELINE + AA_SUFFIX: registry.get(BASELINE)}
+    found = {name: (variant.load(), variant) for name, variant in variants.items()}
+    apps = {name: (app, verify(variant, app, spec)) for name, (app, variant) in found.items()}
+    if method == traffic.GET:  # the depth apps serve GET only
+        for kind in bm_depth.KINDS:
+            for depth in bm_depth.DEPTHS:
+                app = bm_depth.build_app(kind, depth)
+                apps[app.title] = (app, bm_depth.verify(app, depth, spec))
+    return apps
 
 
 async def time_block(app: object, spec: traffic.RequestSpec, requests: int) -> float:
@@ -75,16 +85,14 @@ async def measure(
 
 def worker(blocks: int, block_requests: int, seed: int, output: Path) -> None:
     """One process: verify every app, time every method, write one pyperf run per app and method."""
-    apps = timed_apps()
-    loaded = {name: variant.load() for name, variant in apps.items()}
     benchmarks = []
     for method in METHODS:
-        proofs = {name: verify(apps[name], loaded[name], request_spec(method)) for name in apps}
+        apps = timed_apps(method)
+        loaded = {name: app for name, (app, _) in apps.items()}
         values = asyncio.run(measure(method, loaded, blocks, block_requests, seed))
         for name, series in values.items():
             metadata = {"name": bench_name(method, name), "unit": "second", "loops": block_requests}
-            metadata |= {"timer": TIMER_NAME, "ctxbench_variant": apps[name].name, "ctxbench_seed": seed}
-            metadata |= proofs[name] | versions()
+            metadata |= {"timer": TIMER_NAME, "ctxbench_seed": seed} | apps[name][1] | versions()
             run = pyperf.Run(series, warmups=None, metadata=metadata, collect_metadata=True)
             benchmarks.append(pyperf.Benchmark([run]))
     pyperf.BenchmarkSuite(benchmarks).dump(str(output), replace=True)

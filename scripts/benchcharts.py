@@ -77,11 +77,12 @@ def draw_primitives(summary: dict, path: Path) -> Path:
 
 
 def draw_depth(summary: dict, path: Path) -> Path:
-    fig, axis = plt.subplots(figsize=(8, 4.5))
+    """Left: each depth's own median and IQR (independent runs). Right: cost added over depth 0, paired blocks."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for kind, per_layer in summary["depth_per_layer_us"].items():
         rows = sorted((row for row in summary["depth"] if row["kind"] == kind), key=lambda row: row["depth"])
         label = f"{kind} ({per_layer:.1f} µs per layer)" if per_layer is not None else kind
-        axis.errorbar(
+        left.errorbar(
             [row["depth"] for row in rows],
             [row["median_us"] for row in rows],
             yerr=[[r["median_us"] - r["p25_us"] for r in rows], [r["p75_us"] - r["median_us"] for r in rows]],
@@ -89,11 +90,27 @@ def draw_depth(summary: dict, path: Path) -> Path:
             capsize=3,
             label=label,
         )
-    axis.set_xlabel("stacked context middlewares")
-    axis.set_ylabel("CPU µs per request (median, IQR)")
-    axis.set_title("Cost against middleware depth")
-    axis.set_ylim(bottom=0)
-    axis.legend()
+        paired = [row["paired_vs_depth_0"] for row in rows if "paired_vs_depth_0" in row]
+        if paired:
+            slope = summary["depth_per_layer_us_paired"].get(kind)
+            right.errorbar(
+                [0] + [row["depth"] for row in rows if "paired_vs_depth_0" in row],
+                [0.0] + [item["added_us"] for item in paired],
+                yerr=[0.0] + [item["threshold_pct"] * item["reference_us"] / 100 for item in paired],
+                marker="o",
+                capsize=3,
+                label=f"{kind} ({slope:.1f} µs per layer)" if slope is not None else kind,
+            )
+    left.set_title("Independent runs: median, IQR")
+    left.set_ylabel("CPU µs per request")
+    left.set_ylim(bottom=0)
+    right.set_title("Paired blocks: added over depth 0 (whisker: threshold)")
+    right.set_ylabel("CPU µs added per request")
+    for axis in (left, right):
+        axis.set_xlabel("stacked context middlewares")
+        if axis.has_data():
+            axis.legend()
+    fig.suptitle("Cost against middleware depth: pure ASGI vs BaseHTTPMiddleware")
     return save(fig, path)
 
 

@@ -23,13 +23,14 @@ summary.json schema (all times are medians over every value of every run unless 
         asgi_correlation_id, per method
     primitives: list: name, median_ns, mean_ns, stdev_pct, iqr_pct, runs, values, net_ns (median minus empty_loop)
     depth: list, one per kind ("pure_asgi", "basehttp") x depth: kind, depth, median_us, p25_us, p75_us, stdev_pct,
-        runs, added_us (over depth 0 of the same kind); and depth_per_layer_us: {kind: least-squares slope of
-        median_us over depth}
+        runs, added_us (over depth 0 of the same kind), paired_vs_depth_0 (a paired comparison, depth > 0); and
+        depth_per_layer_us / depth_per_layer_us_paired: {kind: least-squares slope of the cost over depth}
     paired (in apps rows as paired_vs_baseline, in aa and targets with design "paired"): from paired.json
         (microbench/bm_paired.py), every app timed in turn within short blocks of one process
     comparison (object): design ("independent": the pyperf files of two apps; "paired": block by block), subject,
         reference, method, added_us, added_pct (of the reference), ratio (subject / reference), noise_pct,
-        threshold_pct, verdict ("slower", "faster" or "not significant"); paired ones add blocks and ratio_sd_pct.
+        threshold_pct, verdict ("slower", "faster" or "not significant"); paired ones add blocks, ratio_sd_pct and
+        reference_us (the reference's median in the paired blocks).
         independent: added = difference of medians; noise_pct = spread of ONE difference of worker means,
         sqrt(sd_subject^2 + sd_reference^2) over the reference mean (a standard deviation, not an error: see below).
         paired: ratio = median over blocks of subject / reference in the same block; noise_pct = standard error of
@@ -246,6 +247,23 @@ def summarize_depth(results_dir: Path) -> tuple[list[dict], dict[str, float | No
     return rows, per_layer
 
 
+def depth_app(kind: str, depth: int) -> str:
+    return f"depth-{kind}-{depth}"  # microbench/bm_depth.py's app title, the paired file's name for it
+
+
+def add_paired_depth(suite: pyperf.BenchmarkSuite, rows: list[dict]) -> dict[str, float | None]:
+    """Add each depth row's paired comparison with depth 0 of its kind; return the paired µs per layer by kind."""
+    names = set(suite.get_benchmark_names())
+    per_layer: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        subject, floor = depth_app(row["kind"], row["depth"]), depth_app(row["kind"], 0)
+        if paired_name("get", subject) not in names or row["depth"] == 0:
+            continue
+        row["paired_vs_depth_0"] = paired_compare(suite, "get", subject, floor)
+        per_layer.setdefault(row["kind"], [(0, 0.0)]).append((row["depth"], row["paired_vs_depth_0"]["added_us"]))
+    return {kind: slope(points) for kind, points in per_layer.items()}
+
+
 def block_ratios(suite: pyperf.BenchmarkSuite, method: str, subject: str, reference: str) -> list[float]:
     """subject / reference for every block: value i of two runs of the same process was measured in the same block."""
     subject_runs = suite.get_benchmark(paired_name(method, subject)).get_runs()
@@ -276,6 +294,7 @@ def paired_compare(suite: pyperf.BenchmarkSuite, method: str, subject: str, refe
         "ratio": ratio,
         "added_pct": 100 * (ratio - 1),
         "added_us": (ratio - 1) * reference_us,
+        "reference_us": reference_us,
         "ratio_sd_pct": 100 * spread if math.isfinite(spread) else None,
         "noise_pct": noise_pct if math.isfinite(noise_pct) else None,
         "threshold_pct": threshold if math.isfinite(threshold) else None,
@@ -290,7 +309,7 @@ def load_paired(results_dir: Path) -> pyperf.BenchmarkSuite | None:
         return None
     suite = pyperf.BenchmarkSuite.load(str(path))
     for bench in suite.get_benchmarks():
-        app = bench.get_name().split("_", 2)[2]
+        app = bench.get_name().split("_", 2)[2]  # a variant, baseline's A/A copy, or a depth app's title
         proven_apps(bench, BASELINE if app == AA_APP else app)
     return suite
 
@@ -309,8 +328,8 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     """Build the summary from the pyperf JSON in `results_dir` and write it there (atomically) as summary.json."""
     run_file = results_dir / RUN_NAME
     parameters = read_json(run_file) if run_file.exists() else {}
-    apps, aa, targets = summarize_apps(load_apps(results_dir))
     paired = load_paired(results_dir)
+    apps, aa, targets = summarize_apps(load_apps(results_dir))
     if paired is not None:
         for row in apps:
             if row["variant"] != BASELINE:
@@ -322,6 +341,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
             for reference in TARGET_REFERENCES
         ]
     depth, per_layer = summarize_depth(results_dir)
+    per_layer_paired = add_paired_depth(paired, depth) if paired is not None else {}
     summary = {
         "schema": SCHEMA,
         "environment": describe(parameters),
@@ -333,6 +353,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
         "primitives": summarize_primitives(results_dir),
         "depth": depth,
         "depth_per_layer_us": per_layer,
+        "depth_per_layer_us_paired": per_layer_paired,
     }
     if write:
         write_json(results_dir / SUMMARY_NAME, summary)
@@ -368,5 +389,9 @@ def table(summary: dict) -> str:
                 f"{item['verdict']}"
             )
     for kind, per_layer in summary["depth_per_layer_us"].items():
-        lines.append(f"depth: {kind}: {'-' if per_layer is None else f'{per_layer:.1f}'} us per layer")
+        paired = summary["depth_per_layer_us_paired"].get(kind)
+        lines.append(
+            f"depth: {kind}: {'-' if per_layer is None else f'{per_layer:.1f}'} us per layer (independent), "
+            f"{'-' if paired is None else f'{paired:.1f}'} us per layer (paired)"
+        )
     return "\n".join(lines)
