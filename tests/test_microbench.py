@@ -65,6 +65,7 @@ def test_summary_and_charts(smoke: Path) -> None:
     assert designs == {(design, method) for design in ("independent", "paired") for method in benchstats.METHODS}
     assert {row["name"] for row in summary["primitives"]} >= {"contextvar_get", "state_set_get"}
     assert {(row["kind"], row["depth"]) for row in summary["depth"]} >= {("pure_asgi", 5), ("basehttp", 5)}
+    assert set(summary["depth_per_layer_us_paired"]) == {"pure_asgi", "basehttp"}
     assert summary["environment"]["parameters"]["mode"] == "smoke"
     for name in (benchcharts.APPS_CHART, benchcharts.PRIMITIVES_CHART, benchcharts.DEPTH_CHART):
         assert (smoke / "charts" / name).read_bytes().startswith(b"\x89PNG")
