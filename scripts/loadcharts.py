@@ -85,15 +85,17 @@ def leak_chart(summary: dict) -> Path | None:
     for axis, verdict, colours in ((axes[0], "leak", "Reds"), (axes[1], "lost", "Blues")):
         values = [[cells.get((v, *c), {}).get(verdict) for c in columns] for v in variants]
         shade = [[math.log10(1 + x) if x is not None else float("nan") for x in row] for row in values]
-        axis.imshow(shade, cmap=colours, aspect="auto", vmin=0)
+        top = max((x for row in shade for x in row if not math.isnan(x)), default=0.0) or 1.0
+        axis.imshow(shade, cmap=colours, aspect="auto", vmin=0, vmax=top)
         for y, row in enumerate(values):
             for x, value in enumerate(row):
                 requests = cells.get((variants[y], *columns[x]), {}).get("requests", 0)
                 text = "-" if value is None else f"{value}\n/{requests}"
-                axis.text(x, y, text, ha="center", va="center", fontsize=6)
+                dark = not math.isnan(shade[y][x]) and shade[y][x] > top * 0.6  # white text on dark cells
+                axis.text(x, y, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
         axis.set_xticks(range(len(columns)), [f"{s}\n{server}" for s, server in columns], fontsize=7, rotation=90)
-        axis.set_yticks(range(len(variants)), variants, fontsize=8)
-        axis.set_title(f"{verdict}: failing checkpoint.field values / requests")
+        axis.set_yticks(range(len(variants)), variants if verdict == "leak" else [], fontsize=8)
+        axis.set_title(f"{verdict}: failing checkpoint.field values / requests (colour: log scale)")
     figure.suptitle("Leak hunt on a real uvicorn: 0 everywhere in a row means that approach was never caught")
     return _save(figure, LEAK_CHART)
 

@@ -1,7 +1,7 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
 quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 10 minutes)
-full     adds user counts and every server configuration of serverconfig.FULL (long)
+full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.sweep_side): cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
@@ -33,7 +33,7 @@ from scripts.runlock import exclusive_run
 
 QUICK, FULL, LATENCY, SIDE, CLIENT = "quick", "full", "latency", "side", "client"
 MODES = (QUICK, FULL, LATENCY, SIDE, CLIENT)
-LATENCY_DURATION_S = 10.0
+LATENCY_DURATION_S = 6.0
 CLIENT_VARIANT = "contextvar_asgi"  # a full, all-ok response: the checker does its whole work on every one
 CLIENT_DURATION_S = 6.0
 
@@ -80,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default=QUICK)
     parser.add_argument("--variant", action="append", help="only these variants (default: all)")
     parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
+    parser.add_argument("--server", action="append", help="only these server config labels, e.g. asyncio-h11")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
 
@@ -108,4 +109,5 @@ def run(args: argparse.Namespace) -> int:
     chosen = tuple(args.scenario or scenarios.SCENARIOS)
     if args.mode == SIDE:
         return sweep_side.run_rounds(variants, args.dry_run)
-    return run_all(plan(args.mode, variants, chosen), args.dry_run)
+    specs = plan(args.mode, variants, chosen)
+    return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
