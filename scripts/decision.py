@@ -174,8 +174,14 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
 RANKING_METHOD = "get"
 
 
+def best_comparison(bench_row: dict) -> dict | None:
+    """The paired comparison when there is one (both apps timed in the same blocks), else the independent one."""
+    return bench_row.get("paired_vs_baseline") or bench_row.get("vs_baseline")
+
+
 def _comparison(row: Row) -> dict | None:
-    return ((row.bench or {}).get(RANKING_METHOD) or {}).get("vs_baseline")
+    bench_row = (row.bench or {}).get(RANKING_METHOD)
+    return best_comparison(bench_row) if bench_row else None
 
 
 def _added_us(row: Row) -> float | None:
@@ -227,8 +233,12 @@ def _bench_cell(bench: dict | None) -> str:
         return "-"
     cells = []
     for method, row in sorted(bench.items()):
-        comparison = row.get("vs_baseline")
-        added = f", {comparison['added_us']:+.1f} ({comparison['verdict']})" if comparison else " (the floor)"
+        comparison = best_comparison(row)
+        added = (
+            f", {comparison['added_us']:+.1f} µs {comparison['design']} ({comparison['verdict']})"
+            if comparison
+            else " (the floor)"
+        )
         cells.append(f"{method.upper()} {row['median_us']:.1f} µs ±{row['stdev_pct']:.1f}%{added}")
     return "<br>".join(cells)
 

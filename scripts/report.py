@@ -83,59 +83,56 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _comparison_cell(comparison: dict | None) -> str:
+    if not comparison:
+        return "the floor"
+    return (
+        f"{comparison['added_us']:+.1f} µs ({comparison['added_pct']:+.1f}%, "
+        f"threshold {comparison['threshold_pct']:.1f}%): {comparison['verdict']}"
+    )
+
+
 def _bench_section(bench: dict | None) -> list[str]:
     if bench is None:
         return []
     env = bench["environment"]
+    significance = bench["significance"]
     lines = [
         "## Microbenchmarks (pyperf, in-process)",
         "",
         f"Timer: `{bench['timer']}` (CPU time per request). Mode `{env['parameters'].get('mode', '?')}`. "
-        f"Significance: {bench['significance']['rule']} (min effect {bench['significance']['min_effect_pct']}%, "
-        f"z = {bench['significance']['z']}).",
+        f"Significance: {significance['rule']} "
+        f"(min effect {significance['min_effect_pct']}%, z = {significance['z']}).",
+        "*Paired* = both apps timed in the same short blocks of one process, so host speed changes cancel; "
+        "*independent* = separate pyperf runs (wider noise).",
         "",
         _chart(benchcharts.APPS_CHART, "µs per request by variant"),
         "",
-        "| variant | method | median µs | IQR % | stdev % | runs | added over baseline | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | method | median µs | stdev % | runs | paired: added over baseline | independent: added |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in bench["apps"]:
-        comparison = row.get("vs_baseline") or {}
         lines.append(
-            f"| `{row['variant']}` | {row['method'].upper()} | {row['median_us']:.1f} | {row['iqr_pct']:.1f} "
-            f"| {row['stdev_pct']:.1f} | {row['runs']} | {_fmt(comparison.get('added_us'), '+.1f')} µs "
-            f"({_fmt(comparison.get('added_pct'), '+.1f')}%) | {comparison.get('verdict', 'the floor')} |"
+            f"| `{row['variant']}` | {row['method'].upper()} | {row['median_us']:.1f} | {row['stdev_pct']:.1f} "
+            f"| {row['runs']} | {_comparison_cell(row.get('paired_vs_baseline'))} "
+            f"| {_comparison_cell(row.get('vs_baseline'))} |"
         )
+    lines += ["", "| comparison | design | method | added | threshold | verdict |", "|---|---|---|---|---|---|"]
     lines += [
-        "",
-        "A/A control (baseline timed twice in the same rounds): "
-        + "; ".join(f"{aa['method'].upper()} {aa['added_pct']:+.2f}% → {aa['verdict']}" for aa in bench["aa"])
-        + ".",
+        f"| {c['subject']} vs {c['reference']} | {c['design']} | {c['method'].upper()} | {c['added_pct']:+.1f}% "
+        f"| {c['threshold_pct']:.1f}% | {c['verdict']} |"
+        for c in [*bench["aa"], *bench["targets"]]
     ]
-    lines += [
-        "",
-        "Targets: "
-        + "; ".join(
-            f"{t['subject']} vs {t['reference']} ({t['method'].upper()}): {t['added_pct']:+.1f}%, {t['verdict']}"
-            for t in bench["targets"]
-        )
-        + ".",
-    ]
-    lines += [
-        "",
-        _chart(benchcharts.PRIMITIVES_CHART, "primitives"),
-        "",
-        "| primitive | median ns | net of loop ns |",
-        "|---|---|---|",
-    ]
+    lines += ["", _chart(benchcharts.PRIMITIVES_CHART, "primitives"), ""]
+    lines += ["| primitive | median ns | net of the empty loop, ns |", "|---|---|---|"]
     lines += [f"| {p['name']} | {p['median_ns']:.1f} | {_fmt(p.get('net_ns'))} |" for p in bench["primitives"]]
-    per_layer = bench.get("depth_per_layer_us", {})
+    per_layer = bench.get("depth_per_layer_us_paired") or bench.get("depth_per_layer_us", {})
     lines += [
         "",
         _chart(benchcharts.DEPTH_CHART, "cost against middleware depth"),
         "",
-        "Cost of one more context middleware layer (slope over depth): "
-        + ", ".join(f"{kind} {slope:.2f} µs" for kind, slope in per_layer.items())
+        "Cost of one more context middleware layer (least-squares slope over depth 0–5): "
+        + ", ".join(f"{kind} {slope:.1f} µs" for kind, slope in per_layer.items())
         + ".",
     ]
     return lines

@@ -27,7 +27,7 @@ def bench_row(variant: str, median: float, added: float | None, verdict: str) ->
            "stdev_pct": 1.5, "runs": 3}  # fmt: skip
     if added is not None:
         row["vs_baseline"] = {"added_us": added, "added_pct": 100 * added / 100.0, "ratio": 1 + added / 100.0,
-                              "verdict": verdict}  # fmt: skip
+                              "verdict": verdict, "design": "paired"}  # fmt: skip
     return row
 
 
