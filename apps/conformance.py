@@ -23,7 +23,8 @@ def verdicts(
     if scenario == registry.CONCURRENT:
         replies = inprocess.run(inprocess.concurrently(app, specs))
     else:
-        replies = inprocess.run(inprocess.chained(app, specs, fresh_context=fresh_context))
+        from_reads = scenario == registry.KEEPALIVE_READS
+        replies = inprocess.run(inprocess.chained(app, specs, fresh_context=fresh_context, from_reads=from_reads))
     statuses = Counter(reply.status for reply in replies)
     if set(statuses) != {200}:
         raise NonOkStatus(f"{variant.name} under {scenario}: statuses {dict(statuses)}")

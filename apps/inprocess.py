@@ -52,15 +52,24 @@ def body_messages(body: bytes) -> list[Message]:
     return [{"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1} for i, piece in enumerate(pieces)]
 
 
-async def call(app: ASGIApp, spec: RequestSpec, on_complete: Callable[[], None] | None = None) -> Reply:
-    """One request through the app; `on_complete` runs inside the final `send`, as a server's next-request hook does."""
+async def call(
+    app: ASGIApp, spec: RequestSpec, on_complete: Callable[[contextvars.Context | None], None] | None = None
+) -> Reply:
+    """One request through the app.
+
+    `on_complete` runs inside the final `send`, as a server's next-request hook does; it is handed a copy of the
+    context of the last `receive()` that delivered body, if any (where a paused read would have been resumed).
+    """
     incoming = body_messages(spec.body())
     status = 0
     headers: dict[str, str] = {}
     chunks: list[bytes] = []
+    reading_context: contextvars.Context | None = None
 
     async def receive() -> Message:
+        nonlocal reading_context
         if incoming:
+            reading_context = contextvars.copy_context()
             return incoming.pop(0)
         await asyncio.Event().wait()  # a client that never disconnects while the app runs
         raise AssertionError("unreachable")
@@ -73,7 +82,7 @@ async def call(app: ASGIApp, spec: RequestSpec, on_complete: Callable[[], None] 
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False) and on_complete is not None:
-                on_complete()
+                on_complete(reading_context)
 
     try:
         await app(build_scope(spec), receive, send)
@@ -88,25 +97,35 @@ async def concurrently(app: ASGIApp, specs: list[RequestSpec]) -> list[Reply]:
     return list(await asyncio.gather(*(asyncio.create_task(call(app, spec)) for spec in specs)))
 
 
-async def chained(app: ASGIApp, specs: list[RequestSpec], fresh_context: bool = False) -> list[Reply]:
-    """Requests on one keep-alive connection, each started from inside the previous one's final `send`.
+async def chained(
+    app: ASGIApp, specs: list[RequestSpec], fresh_context: bool = False, from_reads: bool = False
+) -> list[Reply]:
+    """Requests on one keep-alive connection, each started from inside the previous one, as uvicorn starts them.
 
-    That is where uvicorn's HTTP/1.1 protocols start a pipelined (or early-completed) next request: its task is
-    created while the previous request's task, and so its context, is current. `fresh_context=True` models
-    `--reset-contextvars`, which starts every request task in an empty Context.
+    By default the next request's task is created inside the previous one's final `send`: where uvicorn's HTTP/1.1
+    protocols start a pipelined (or early-completed) next request, so the new task copies the previous request's
+    context. `from_reads=True` models the other path (asyncio + h11): a request that reads its body resumes the
+    paused socket reader from inside its own task, and the connection's later data, the next request included, is
+    then handled in a copy of that task's context. `fresh_context=True` models `--reset-contextvars`, which starts
+    every request task in an empty Context.
     """
     replies: list[Reply | None] = [None] * len(specs)
     tasks: list[asyncio.Task[None]] = []
 
-    def start(index: int) -> None:
+    def start(index: int, reading_context: contextvars.Context | None = None) -> None:
         if index >= len(specs) or index < len(tasks):
             return
 
         async def run() -> None:
-            replies[index] = await call(app, specs[index], on_complete=lambda: start(index + 1))
+            replies[index] = await call(app, specs[index], on_complete=lambda read: start(index + 1, read))
             start(index + 1)  # a request that failed before its final send still lets the next one in
 
-        context = contextvars.Context() if fresh_context else None
+        if fresh_context:
+            context = contextvars.Context()
+        elif from_reads and reading_context is not None:
+            context = reading_context
+        else:
+            context = None  # the current one: the previous request's, copied by create_task
         tasks.append(asyncio.get_running_loop().create_task(run(), context=context))
 
     start(0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from apps import registry
 from apps.contract import ENTRY
 from scripts import limits, serverconfig
-from scripts.verify import KEEPALIVE_FRESH
+from scripts.verify import fresh
 
 IMMUNE = "correct everywhere tried"
 SAFE_WITH_RESET = "correct only with --reset-contextvars"
@@ -83,7 +83,7 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
     if verify:
         for name, data in verify["variants"].items():
             for scenario, counts in data["failures"].items():
-                twin = f"in-process {KEEPALIVE_FRESH}" if scenario == registry.KEEPALIVE else None
+                twin = f"in-process {fresh(scenario)}" if scenario in registry.CHAINED else None
                 found[name].add(f"in-process {scenario}", counts, twin)
     for name, place, counts, twin in load_places(sources.get("load")):
         found[name].add(place, counts, twin)

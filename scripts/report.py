@@ -9,7 +9,7 @@ from pathlib import Path
 from apps import registry
 from scripts import benchcharts, decision, loadcharts, resultfiles
 from scripts.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.verify import KEEPALIVE_FRESH, VERIFY_JSON
+from scripts.verify import MEASURED, VERIFY_JSON
 
 SOURCES = {
     "verify": VERIFY_JSON,
@@ -57,7 +57,9 @@ def _environment_section(sources: dict[str, dict | None]) -> list[str]:
 def _verify_section(verify: dict | None) -> list[str]:
     if verify is None:
         return []
-    scenarios = [*registry.SCENARIOS, KEEPALIVE_FRESH]
+    scenarios = [
+        scenario for scenario in MEASURED if any(scenario in v["failures"] for v in verify["variants"].values())
+    ]
     lines = [
         "## In-process verdicts",
         "",

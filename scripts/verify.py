@@ -9,13 +9,20 @@ from apps import conformance, registry
 from scripts import environment, resultfiles
 
 VERIFY_JSON = resultfiles.RESULTS / "verify" / "verdicts.json"
-# The in-process scenarios, plus keep-alive with a fresh Context per request (uvicorn's --reset-contextvars).
-KEEPALIVE_FRESH = "keepalive_fresh_context"
+FRESH_SUFFIX = "_fresh_context"  # the same one-connection scenario with --reset-contextvars' fresh Context
+
+
+def fresh(scenario: str) -> str:
+    return f"{scenario}{FRESH_SUFFIX}"
+
+
+MEASURED = (*registry.SCENARIOS, *(fresh(scenario) for scenario in registry.CHAINED))
 
 
 def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
     counts = {scenario: dict(conformance.verdicts(variant, scenario)) for scenario in registry.SCENARIOS}
-    counts[KEEPALIVE_FRESH] = dict(conformance.verdicts(variant, registry.KEEPALIVE, fresh_context=True))
+    for scenario in registry.CHAINED:
+        counts[fresh(scenario)] = dict(conformance.verdicts(variant, scenario, fresh_context=True))
     return counts
 
 
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found))
     parameters = {
         "requests_per_scenario": conformance.REQUESTS_PER_SCENARIO,
-        "scenarios": [*registry.SCENARIOS, KEEPALIVE_FRESH],
+        "scenarios": list(MEASURED),
     }
     path = args.results_dir / VERIFY_JSON.relative_to(resultfiles.RESULTS)
     resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})

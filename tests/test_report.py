@@ -7,12 +7,12 @@ import pytest
 
 from apps import registry
 from scripts import decision, report, resultfiles
-from scripts.verify import KEEPALIVE_FRESH
+from scripts.verify import fresh
 
 ENV = {"created_utc": "2026-01-01T00:00:00+00:00", "python": "3.11.7", "cpu": "fixture", "cpu_count": 2,
        "git": {"commit": "0" * 40, "dirty": False}, "packages": {"fastapi": "0"}, "parameters": {"mode": "fixture",
        "requests_per_scenario": 10}}  # fmt: skip
-CLEAN = {"concurrent": {}, "keepalive": {}, KEEPALIVE_FRESH: {}}
+CLEAN = {"concurrent": {}, "keepalive": {}, fresh("keepalive"): {}}
 
 
 def verify_fixture() -> dict:
@@ -27,7 +27,7 @@ def bench_row(variant: str, median: float, added: float | None, verdict: str) ->
            "stdev_pct": 1.5, "runs": 3}  # fmt: skip
     if added is not None:
         row["vs_baseline"] = {"added_us": added, "added_pct": 100 * added / 100.0, "ratio": 1 + added / 100.0,
-                              "verdict": verdict, "design": "paired"}  # fmt: skip
+                              "verdict": verdict, "design": "paired", "threshold_pct": 4.0}  # fmt: skip
     return row
 
 
