@@ -14,7 +14,7 @@ from pathlib import Path
 from apps import conformance, registry
 from microbench import bm_paired
 from scripts import benchcharts, benchstats
-from scripts.environment import ROOT
+from scripts.environment import ROOT, describe
 from scripts.resultfiles import BENCH_DIR, CHARTS_DIR, write_json
 from scripts.runlock import exclusive_run
 
@@ -167,6 +167,7 @@ def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
             path.unlink()
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
+        environment = describe()  # at the start of the timed run: its commit, its load average
         started = time.perf_counter()
         problems = gate()
         gate_seconds = time.perf_counter() - started
@@ -178,7 +179,9 @@ def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
         total = time.perf_counter() - started
     parameters = {"mode": args.mode, **asdict(mode), "affinity": args.affinity or None, "seed": args.seed}
     parameters |= {"gate_seconds": round(gate_seconds, 1), "timed_seconds": round(total, 1), "jobs": order}
-    write_json(results_dir / benchstats.RUN_NAME, parameters)
+    write_json(
+        results_dir / benchstats.RUN_NAME, {**parameters, "environment": {**environment, "parameters": parameters}}
+    )
     return 0
 
 

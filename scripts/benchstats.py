@@ -10,7 +10,8 @@ Every pyperf value is CPU seconds per request (or per operation) of one worker p
 summary.json schema (all times are medians over every value of every run unless named otherwise):
 
     schema: 1
-    environment: scripts.environment.describe(parameters) where parameters = run.json (mode, loops, rounds, ...)
+    environment: run.json's `environment`, recorded when the run started (scripts.environment.describe, with the
+        run's parameters: mode, loops, rounds, ...); describe(parameters) now, for older files without one
     timer: the timer the workers recorded (pyperf metadata `timer`), e.g. "time.process_time"
     significance: {min_effect_pct, z, rule}: how a verdict is reached (see below)
     apps: list, one per variant x method (method "get" or "post"):
@@ -328,6 +329,8 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     """Build the summary from the pyperf JSON in `results_dir` and write it there (atomically) as summary.json."""
     run_file = results_dir / RUN_NAME
     parameters = read_json(run_file) if run_file.exists() else {}
+    # The environment of the run itself (recorded by scripts.bench), not of whoever summarises it later.
+    environment = parameters.pop("environment", None) or describe(parameters)
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))
     if paired is not None:
@@ -344,7 +347,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     per_layer_paired = add_paired_depth(paired, depth) if paired is not None else {}
     summary = {
         "schema": SCHEMA,
-        "environment": describe(parameters),
+        "environment": environment,
         "timer": timer_of(results_dir),
         "significance": {"min_effect_pct": MIN_EFFECT_PCT, "z": Z, "rule": SIGNIFICANCE_RULE},
         "apps": apps,

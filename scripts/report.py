@@ -1,4 +1,4 @@
-"""`make report`: results/REPORT.md, generated from the raw result files only (never edited by hand)."""
+"""`make report`: rebuild every summary and chart from the raw results, then write results/REPORT.md from them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from apps import registry
-from scripts import benchcharts, decision, loadcharts, resultfiles
+from scripts import benchcharts, benchstats, decision, loadcharts, loadstats, matrix, resultfiles
 from scripts.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
 from scripts.verify import MEASURED, VERIFY_JSON
 
@@ -256,11 +256,32 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def rebuild_derived() -> list[Path]:
+    """Every summary, table and chart under results/, recomputed from the raw files that are there."""
+    written: list[Path] = []
+    if any(resultfiles.BENCH_DIR.glob("app_*.json")):
+        summary = benchstats.summarize(resultfiles.BENCH_DIR)
+        written += [
+            resultfiles.BENCH_DIR / benchstats.SUMMARY_NAME,
+            *benchcharts.draw_all(summary, resultfiles.CHARTS_DIR),
+        ]
+    if any(path.name != loadstats.SUMMARY_NAME for path in resultfiles.LOAD_DIR.glob("*.json")):
+        summary = loadstats.summarize(resultfiles.LOAD_DIR)
+        written += [resultfiles.LOAD_DIR / loadstats.SUMMARY_NAME, *loadcharts.draw(summary)]
+    if MATRIX_JSON.exists():
+        written += matrix.render(resultfiles.read_json(MATRIX_JSON))
+    return written
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    parser.add_argument("--no-rebuild", action="store_true", help="only REPORT.md, from the summaries as they are")
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_rebuild and args.results_dir.resolve() == resultfiles.RESULTS:
+        for derived in rebuild_derived():
+            print(f"rebuilt {derived}")
     path = args.results_dir / resultfiles.REPORT_PATH.relative_to(resultfiles.RESULTS)
     resultfiles.write_text(path, render(args.results_dir))
     print(f"wrote {path}")
