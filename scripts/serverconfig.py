@@ -41,7 +41,8 @@ class ServerConfig:
 
 DEFAULT = ServerConfig()  # what `uvicorn app` picks with uvicorn[standard] installed
 PURE_PYTHON = ServerConfig("asyncio", "h11")
-LEAK_HUNT = (DEFAULT, PURE_PYTHON, ServerConfig(reset_contextvars=True))
+# Each default-config cell has its --reset-contextvars twin, so the report can tell "fixed by a fresh Context".
+LEAK_HUNT = (DEFAULT, PURE_PYTHON, ServerConfig(reset_contextvars=True), ServerConfig("asyncio", "h11", True))
 FULL = (
     DEFAULT,
     PURE_PYTHON,

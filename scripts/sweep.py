@@ -1,6 +1,6 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
-quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 10 minutes)
+quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 11 minutes)
 full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.sweep_side): cost
