@@ -33,14 +33,18 @@ class Outcome:
         if twin is not None:
             self.reset_twin[place] = twin
 
-    def fixed_by_reset(self) -> bool:
-        """Every failing place was also run with a fresh Context per request, and that run was clean."""
-        failing = self.failing()
-        twins = [self.reset_twin.get(place) for place in failing]
-        return all(twin in self.where and twin not in failing for twin in twins)
-
     def failing(self) -> dict[str, Counter[str]]:
         return {place: counts for place, counts in self.where.items() if sum(counts.values())}
+
+    def leaks_fixed_by_reset(self) -> bool:
+        """Every place that leaked was also run with a fresh Context per request, and that run leaked nothing."""
+        leaked = [place for place, counts in self.where.items() if _leaks(counts)]
+        twins = [self.reset_twin.get(place) for place in leaked]
+        return all(twin in self.where and not _leaks(self.where[twin]) for twin in twins)
+
+
+def _leaks(counts: Counter[str]) -> list[str]:
+    return [name for name, count in counts.items() if count and name.endswith(":leak")]
 
 
 @dataclass
@@ -60,21 +64,22 @@ def leak_lost(counts: dict[str, int]) -> str:
 
 
 def classify(outcome: Outcome) -> str:
-    """The worst thing that happened anywhere; entry-only leaks that a fresh Context removes are told apart."""
-    failing = outcome.failing()
-    if not failing:
-        return IMMUNE
+    """The worst leak found anywhere (told apart when a fresh Context removes it), then whether context was lost."""
     names: Counter[str] = Counter()
-    for counts in failing.values():
+    for counts in outcome.failing().values():
         names.update(counts)
-    fixed_by_reset = outcome.fixed_by_reset()
-    if any(name.endswith(":leak") and not name.startswith(f"{ENTRY}.") for name in names):
-        verdict = LEAKS
-    elif any(name.endswith(":lost") for name in names):
-        verdict = LOSES
-    else:
-        return SAFE_WITH_RESET if fixed_by_reset else STALE_AT_ENTRY
-    return f"{verdict} (none with --reset-contextvars)" if fixed_by_reset else verdict
+    if not names:
+        return IMMUNE
+    parts = []
+    leaks = _leaks(names)
+    fixed = outcome.leaks_fixed_by_reset()
+    if any(not name.startswith(f"{ENTRY}.") for name in leaks):
+        parts.append(f"{LEAKS} (none with --reset-contextvars)" if fixed else LEAKS)
+    elif leaks:
+        parts.append(SAFE_WITH_RESET if fixed else STALE_AT_ENTRY)
+    if any(name.endswith(":lost") for name in names):
+        parts.append(LOSES)
+    return "; ".join(parts)
 
 
 def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
@@ -140,7 +145,7 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
     if not any(row.outcome.where for row in rows):
         return [*lines, "No results yet: run `make bench`, `make sweep`, `make matrix`, then `make report`."]
     if immune:
-        ranked = sorted(immune, key=lambda row: _added_us(row) if _added_us(row) is not None else float("inf"))
+        ranked = _by_cost(immune)
         best = ranked[0]
         cheapest = ", and the cheapest of those in-process" if _added_us(best) is not None else ""
         lines.append(
@@ -152,15 +157,26 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
             lines.append(f"Equally correct: {others}.")
     else:
         lines.append("No candidate was correct in every scenario and server configuration tried.")
-    conditional = [row for row in candidates if row.verdict in (SAFE_WITH_RESET, STALE_AT_ENTRY)]
-    if conditional:
+    safe_with_reset = _by_cost([row for row in candidates if row.verdict == SAFE_WITH_RESET])
+    if safe_with_reset:
         lines += [
             "",
-            "Correct below the context layer, but the previous request's context is visible at entry "
-            "on a keep-alive connection unless every request starts in a fresh Context "
-            "(uvicorn `--reset-contextvars`): " + ", ".join(f"`{r.variant.name}`" for r in conditional) + ".",
+            "Correct below the context layer, but on a keep-alive connection the previous request's context is "
+            "visible at entry (to anything that runs before the context is set) on uvicorn's default settings. "
+            "Every cell where they leaked was also run with `--reset-contextvars` and leaked nothing there, so they "
+            "are correct with that flag: "
+            + ", ".join(f"`{r.variant.name}`{_cost_phrase(r)}" for r in safe_with_reset)
+            + ".",
         ]
-    bad = [row for row in candidates if row.verdict.startswith((LEAKS, LOSES))]
+    stale = [row for row in candidates if row.verdict == STALE_AT_ENTRY]
+    if stale:
+        lines += [
+            "",
+            "Stale context at entry, and not every leaking cell had a clean `--reset-contextvars` twin: "
+            + ", ".join(f"`{r.variant.name}`" for r in stale)
+            + ".",
+        ]
+    bad = [row for row in candidates if LEAKS in row.verdict or LOSES in row.verdict]
     if bad:
         lines += ["", "Avoid: " + "; ".join(f"`{row.variant.name}` ({row.verdict})" for row in bad) + "."]
     lines += [
@@ -172,6 +188,10 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
 
 
 RANKING_METHOD = "get"
+
+
+def _by_cost(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda row: _added_us(row) if _added_us(row) is not None else float("inf"))
 
 
 def best_comparison(bench_row: dict) -> dict | None:
@@ -199,6 +219,41 @@ def _cost_phrase(row: Row) -> str:
     )
 
 
+IN_PROCESS, LOAD = "in-process ", "load "
+
+
+def where_failed(outcome: Outcome) -> str:
+    """Compact: in-process scenarios, load runs grouped by server config, and the checkpoints beyond entry."""
+    failing = outcome.failing()
+    if not failing:
+        return "nowhere"
+    parts = []
+    in_process = {p.removeprefix(IN_PROCESS): c for p, c in failing.items() if p.startswith(IN_PROCESS)}
+    if in_process:
+        parts.append("in-process: " + ", ".join(f"{scenario} ({leak_lost(c)})" for scenario, c in in_process.items()))
+    load = {p.removeprefix(LOAD): c for p, c in failing.items() if p.startswith(LOAD)}
+    if load:
+        total: Counter[str] = Counter()
+        by_server: dict[str, list[str]] = {}
+        for place, counts in load.items():
+            total.update(counts)
+            scenario, server = place.split(" on ")
+            by_server.setdefault(server, []).append(scenario)
+        runs = sum(1 for place in outcome.where if place.startswith(LOAD))
+        servers = "; ".join(f"{', '.join(scenarios)} on {server}" for server, scenarios in by_server.items())
+        parts.append(f"load: {len(load)} of {runs} cells ({leak_lost(total)}): {servers}")
+    names: Counter[str] = Counter()
+    for counts in failing.values():
+        names.update(counts)
+    downstream = sorted({n.split(":")[0] for n in names if n.endswith(":leak") and not n.startswith(f"{ENTRY}.")})
+    parts.append(
+        f"leaked at: {', '.join(downstream)}"
+        if downstream
+        else "leaks only at entry" * any(n.endswith(":leak") for n in names)
+    )
+    return "<br>".join(part for part in parts if part)
+
+
 def table_lines(rows: list[Row]) -> list[str]:
     lines = [
         "## Decision table",
@@ -208,8 +263,7 @@ def table_lines(rows: list[Row]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        failing = row.outcome.failing()
-        where = "<br>".join(f"{place}: {leak_lost(counts)}" for place, counts in failing.items()) or "nowhere"
+        where = where_failed(row.outcome)
         lines.append(
             f"| `{row.variant.name}` | {row.variant.category} | {row.variant.mechanism} | {row.verdict} | {where} "
             f"| {_bench_cell(row.bench)} | {_load_cost_cell(row.load_cost)} |"

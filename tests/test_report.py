@@ -94,3 +94,14 @@ def test_missing_sources_leave_their_sections_out(tmp_path: Path, missing: str) 
     (root / report.SOURCES[missing].relative_to(resultfiles.RESULTS)).unlink()
     text = report.render(root)
     assert f"missing: run `{report.REPRODUCE[missing]}`" in text
+
+
+def test_a_leak_whose_fresh_context_twin_is_clean_is_said_to_be_fixed_by_reset(tmp_path: Path) -> None:
+    root = write_fixture(tmp_path, leaking="explicit")
+    load_path = root / report.SOURCES["load"].relative_to(resultfiles.RESULTS)
+    load = json.loads(load_path.read_text())
+    twin = {**next(c for c in load["leak_grid"] if c["variant"] == "explicit"), "server": "uvloop-httptools-reset"}
+    twin.update(leak=0, failed_requests=0, failures={})
+    load["leak_grid"].append(twin)
+    load_path.write_text(json.dumps(load))
+    assert rows_by_name(root)["explicit"].verdict == f"{decision.LEAKS} (none with --reset-contextvars)"
