@@ -18,9 +18,9 @@ SOURCES = {
     "load": resultfiles.LOAD_DIR / "summary.json",
 }
 REPRODUCE = {
-    "verify": "make test  (or: .venv/bin/python -m scripts.cli verify)",
+    "verify": "make verify",
     "bench": "make bench",
-    "load": "make sweep",
+    "load": "make sweep; make sweep MODE=side; make sweep MODE=latency; make sweep MODE=client",
     "matrix": "make matrix",
     "report": "make report",
 }
