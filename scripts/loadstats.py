@@ -2,7 +2,7 @@
 
 summary.json (schema 1), everything derived from the per-run JSON files alone:
 
-- `schema`, `generated_utc`, `files`: how many result files were read (`runs`: single runs, `side_rounds`).
+- `schema`, `files`: how many result files were read (`runs`: single runs, `side_rounds`).
 - `leak_grid`: one row per (variant, scenario, server) over every single run (any mode; warm-up included, since a
   leak there is a leak too): `variant`, `category`, `scenario`, `server` (uvicorn config label, e.g.
   `uvloop-httptools-reset`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`, `lost`,
@@ -25,7 +25,6 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -158,7 +157,6 @@ def summarize(directory: Path = LOAD_DIR) -> dict:
     newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
     summary = {
         "schema": 1,
-        "generated_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": {"runs": len(runs), "side_rounds": len(side)},
         "leak_grid": leak_grid(runs),
         "throughput": throughput(runs),
