@@ -25,26 +25,32 @@ class Reply:
         return json.loads(self.body)
 
 
-def build_scope(spec: RequestSpec) -> dict:
-    headers = [(b"host", b"127.0.0.1")]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in spec.headers().items()]
-    if spec.method == "POST":
-        headers.append((b"content-length", str(spec.body_size).encode()))
+def http_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], query: bytes = b"", state: dict | None = None
+) -> dict:
+    """A raw HTTP scope as a server builds it (`state`: the shallow copy of the lifespan state a server hands over)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
-        "method": spec.method,
+        "method": method,
         "scheme": "http",
-        "path": spec.path,
-        "raw_path": spec.path.encode(),
-        "query_string": spec.query.encode(),
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
         "root_path": "",
-        "headers": headers,
+        "headers": [(b"host", b"127.0.0.1"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
-        "state": {},
+        "state": {} if state is None else dict(state),
     }
+
+
+def build_scope(spec: RequestSpec) -> dict:
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in spec.headers().items()]
+    if spec.method == "POST":
+        headers.append((b"content-length", str(spec.body_size).encode()))
+    return http_scope(spec.method, spec.path, headers, spec.query.encode())
 
 
 def body_messages(body: bytes) -> list[Message]:
@@ -55,12 +61,19 @@ def body_messages(body: bytes) -> list[Message]:
 async def call(
     app: ASGIApp, spec: RequestSpec, on_complete: Callable[[contextvars.Context | None], None] | None = None
 ) -> Reply:
-    """One request through the app.
+    """One request of the contract through the app (see `call_scope`)."""
+    return await call_scope(app, build_scope(spec), spec.body(), on_complete)
+
+
+async def call_scope(
+    app: ASGIApp, scope: dict, body: bytes, on_complete: Callable[[contextvars.Context | None], None] | None = None
+) -> Reply:
+    """One request through the app, its body handed over in pieces; an exception is answered 500, as a server does.
 
     `on_complete` runs inside the final `send`, as a server's next-request hook does; it is handed a copy of the
     context of the last `receive()` that delivered body, if any (where a paused read would have been resumed).
     """
-    incoming = body_messages(spec.body())
+    incoming = body_messages(body)
     status = 0
     headers: dict[str, str] = {}
     chunks: list[bytes] = []
@@ -85,7 +98,7 @@ async def call(
                 on_complete(reading_context)
 
     try:
-        await app(build_scope(spec), receive, send)
+        await app(scope, receive, send)
     except Exception:
         if status == 0:
             status = 500

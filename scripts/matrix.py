@@ -19,6 +19,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message
 
+from apps import inprocess
 from scripts import environment, matrix_app, resultfiles
 from scripts import matrix_app as m
 
@@ -150,36 +151,9 @@ async def drive(app: ASGIApp) -> None:
         raise RuntimeError(f"lifespan failed: {started}")
 
     async def one(path: str, token: str) -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"127.0.0.1"), (m.TOKEN_HEADER, token.encode())],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": dict(lifespan_state),  # uvicorn gives every request a shallow copy of the lifespan state
-        }
-        messages = [{"type": "http.request", "body": b"", "more_body": False}]
-
-        async def receive() -> Message:
-            if messages:
-                return messages.pop(0)
-            await asyncio.Event().wait()
-            raise AssertionError("unreachable")
-
-        async def send(message: Message) -> None:
-            return None
-
-        try:
-            await app(scope, receive, send)
-        except RuntimeError:  # ServerErrorMiddleware re-raises once its handler has answered, as under a server
-            pass
+        # The exception paths end in a 500 after their handler ran; call_scope answers them as a server does.
+        scope = inprocess.http_scope("GET", path, [(m.TOKEN_HEADER, token.encode())], state=lifespan_state)
+        await inprocess.call_scope(app, scope, b"")
 
     for path in (m.NORMAL_PATH, m.HTTP_ERROR_PATH, m.ERROR_PATH):
         tokens = [f"t{i}{path}" for i in range(REQUESTS_PER_PATH)]

@@ -67,17 +67,7 @@ def test_an_undeclared_oversized_body_gets_a_413_too(variant: registry.Variant) 
     async def drive() -> list[inprocess.Reply]:
         scope = inprocess.build_scope(spec)
         scope["headers"] = [h for h in scope["headers"] if h[0] != b"content-length"]
-        messages = inprocess.body_messages(spec.body())
-        sent: list[dict] = []
-
-        async def receive() -> dict:
-            return messages.pop(0)
-
-        async def send_(message: dict) -> None:
-            sent.append(message)
-
-        await app(scope, receive, send_)
-        return [inprocess.Reply(sent[0]["status"], {}, b"".join(m.get("body", b"") for m in sent[1:]))]
+        return [await inprocess.call_scope(app, scope, spec.body())]
 
     assert inprocess.run(drive())[0].status == 413
 
