@@ -186,16 +186,15 @@ def observe(scope: Scope, checkpoint: str, seen: Triple) -> None:
     scope[OBSERVED_SCOPE_KEY].setdefault(checkpoint, seen)
 
 
-def add_audit_headers(message: Message, seen: Triple) -> None:
-    """Write the audit reading into a response start message (empty value where nothing is seen)."""
-    headers = MutableHeaders(scope=message)
-    for field, header in AUDIT_HEADERS.items():
-        headers[header] = seen[field] or ""
-
-
 def set_audit_headers(headers: MutableHeaders, seen: Triple) -> None:
+    """Write the audit reading into response headers (empty value where nothing is seen)."""
     for field, header in AUDIT_HEADERS.items():
         headers[header] = seen[field] or ""
+
+
+def add_audit_headers(message: Message, seen: Triple) -> None:
+    """The same, into a pure ASGI middleware's `http.response.start` message."""
+    set_audit_headers(MutableHeaders(scope=message), seen)
 
 
 class ObservationHandler(logging.Handler):

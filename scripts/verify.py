@@ -36,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     results, failed = {}, 0
     for variant in variants:
         counts = measure(variant)
-        found = [
-            f"{scenario}: {problem}"
-            for scenario in registry.SCENARIOS
-            for problem in conformance.problems(variant, set(counts[scenario]), variant.expected_in(scenario))
-        ]
+        found = conformance.scenario_problems(variant, counts)
         failed += bool(found)
         results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
         print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found))
