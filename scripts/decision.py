@@ -17,6 +17,7 @@ STALE_AT_ENTRY = "stale context at entry"
 LEAKS = "leaks another request's data"
 LOSES = "loses context"
 NOT_CANDIDATES = (registry.CONTROL,)
+IN_PROCESS, LOAD = "in-process ", "load "  # how a place's name starts: where the failure counts came from
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Outcome:
 
     def failing(self) -> dict[str, Counter[str]]:
         return {place: counts for place, counts in self.where.items() if sum(counts.values())}
+
+    def names(self) -> Counter[str]:
+        """Failure counts by name, summed over every place."""
+        return sum(self.failing().values(), Counter())
 
     def leaks_fixed_by_reset(self) -> bool:
         """Every place that leaked was also run with a fresh Context per request, and that run leaked nothing."""
@@ -65,9 +70,7 @@ def leak_lost(counts: dict[str, int]) -> str:
 
 def classify(outcome: Outcome) -> str:
     """The worst leak found anywhere (told apart when a fresh Context removes it), then whether context was lost."""
-    names: Counter[str] = Counter()
-    for counts in outcome.failing().values():
-        names.update(counts)
+    names = outcome.names()
     if not names:
         return IMMUNE
     parts = []
@@ -88,8 +91,8 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
     if verify:
         for name, data in verify["variants"].items():
             for scenario, counts in data["failures"].items():
-                twin = f"in-process {fresh(scenario)}" if scenario in registry.CHAINED else None
-                found[name].add(f"in-process {scenario}", counts, twin)
+                twin = f"{IN_PROCESS}{fresh(scenario)}" if scenario in registry.CHAINED else None
+                found[name].add(f"{IN_PROCESS}{scenario}", counts, twin)
     for name, place, counts, twin in load_places(sources.get("load")):
         found[name].add(place, counts, twin)
     return found
@@ -101,7 +104,7 @@ def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str]]
     for cell in (load or {}).get("leak_grid", []):
         config = serverconfig.parse(cell["server"])
         twin = dataclasses.replace(config, reset_contextvars=True).label
-        place, twin_place = (f"load {cell['scenario']} on {label}" for label in (config.label, twin))
+        place, twin_place = (f"{LOAD}{cell['scenario']} on {label}" for label in (config.label, twin))
         places.append((cell["variant"], place, cell["failures"], twin_place))
     return places
 
@@ -219,39 +222,32 @@ def _cost_phrase(row: Row) -> str:
     )
 
 
-IN_PROCESS, LOAD = "in-process ", "load "
-
-
 def where_failed(outcome: Outcome) -> str:
-    """Compact: in-process scenarios, load runs grouped by server config, and the checkpoints beyond entry."""
+    """Compact: in-process scenarios, load runs grouped by server config, the checkpoints beyond entry, errors."""
     failing = outcome.failing()
-    if not failing:
-        return "nowhere"
     parts = []
     in_process = {p.removeprefix(IN_PROCESS): c for p, c in failing.items() if p.startswith(IN_PROCESS)}
     if in_process:
         parts.append("in-process: " + ", ".join(f"{scenario} ({leak_lost(c)})" for scenario, c in in_process.items()))
     load = {p.removeprefix(LOAD): c for p, c in failing.items() if p.startswith(LOAD)}
     if load:
-        total: Counter[str] = Counter()
         by_server: dict[str, list[str]] = {}
-        for place, counts in load.items():
-            total.update(counts)
+        for place in load:
             scenario, server = place.split(" on ")
             by_server.setdefault(server, []).append(scenario)
-        runs = sum(1 for place in outcome.where if place.startswith(LOAD))
+        cells = sum(1 for place in outcome.where if place.startswith(LOAD))
         servers = "; ".join(f"{', '.join(scenarios)} on {server}" for server, scenarios in by_server.items())
-        parts.append(f"load: {len(load)} of {runs} cells ({leak_lost(total)}): {servers}")
-    names: Counter[str] = Counter()
-    for counts in failing.values():
-        names.update(counts)
-    downstream = sorted({n.split(":")[0] for n in names if n.endswith(":leak") and not n.startswith(f"{ENTRY}.")})
-    parts.append(
-        f"leaked at: {', '.join(downstream)}"
-        if downstream
-        else "leaks only at entry" * any(n.endswith(":leak") for n in names)
-    )
-    return "<br>".join(part for part in parts if part)
+        total = sum(load.values(), Counter())
+        parts.append(f"load: {len(load)} of {cells} cells ({leak_lost(total)}): {servers}")
+    leaks = _leaks(outcome.names())
+    downstream = sorted({name.split(":")[0] for name in leaks if not name.startswith(f"{ENTRY}.")})
+    if downstream:
+        parts.append(f"leaked at: {', '.join(downstream)}")
+    elif leaks:
+        parts.append("leaks only at entry")
+    if outcome.errors:
+        parts.append(f"other failures (status, transport): {sum(outcome.errors.values())}")
+    return "<br>".join(parts) or "nowhere"
 
 
 def table_lines(rows: list[Row]) -> list[str]:

@@ -215,7 +215,7 @@ def _load_section(load: dict | None) -> list[str]:
     return lines
 
 
-def _matrix_section(matrix: dict | None, results_dir: Path) -> list[str]:
+def _matrix_section(matrix: dict | None) -> list[str]:
     if matrix is None:
         return []
     return [
@@ -249,7 +249,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *_verify_section(sources["verify"]),
         "",
-        *_matrix_section(sources["matrix"], results_dir),
+        *_matrix_section(sources["matrix"]),
         "",
         *_environment_section(sources),
     ]

@@ -105,3 +105,14 @@ def test_a_leak_whose_fresh_context_twin_is_clean_is_said_to_be_fixed_by_reset(t
     load["leak_grid"].append(twin)
     load_path.write_text(json.dumps(load))
     assert rows_by_name(root)["explicit"].verdict == f"{decision.LEAKS} (none with --reset-contextvars)"
+
+
+def test_failures_that_are_not_leaks_are_reported_not_dropped(tmp_path: Path) -> None:
+    root = write_fixture(tmp_path, leaking="explicit")
+    load_path = root / report.SOURCES["load"].relative_to(resultfiles.RESULTS)
+    load = json.loads(load_path.read_text())
+    next(c for c in load["leak_grid"] if c["variant"] == "request_state")["failures"] = {"status:500": 2}
+    load_path.write_text(json.dumps(load))
+    row = rows_by_name(root)["request_state"]
+    assert row.verdict == decision.IMMUNE  # a 500 is no leak, but the reader must see it
+    assert "other failures (status, transport): 2" in decision.where_failed(row.outcome)
