@@ -4,34 +4,39 @@ from __future__ import annotations
 
 from apps import registry
 from scripts import matrix_app as m
+from scripts.matrix import column
+
+# With pure ASGI outside BaseHTTPMiddleware: the BaseHTTP layer's read after call_next, and the outer layer's.
+AFTER_CALL_NEXT = column(m.BASEHTTP_AFTER, m.ASGI_OUTSIDE)
+OUTSIDE_BASEHTTP = column(m.ASGI_AFTER, m.ASGI_OUTSIDE)
 
 # (mechanism, set in, read at, the sentence that holds when the cell is `none`)
 MATRIX_LIMITS = (
     (
         m.CONTEXTVAR,
         m.ASYNC_DEP,
-        "BaseHTTP after call_next (inner)",
+        AFTER_CALL_NEXT,
         "a value set in a dependency is invisible to a BaseHTTPMiddleware after `call_next`",
     ),
     (
         m.CONTEXTVAR,
         m.ASYNC_DEP,
-        "pure ASGI after app (outer)",
+        OUTSIDE_BASEHTTP,
         "a value set in a dependency is invisible to a middleware outside a BaseHTTPMiddleware",
     ),
-    (m.CONTEXTVAR, m.SYNC_DEP, "endpoint", "a value set in a sync dependency (run in a worker thread) is lost"),
+    (m.CONTEXTVAR, m.SYNC_DEP, m.ENDPOINT, "a value set in a sync dependency (run in a worker thread) is lost"),
     (m.CONTEXTVAR, m.ASGI_MW, m.EXECUTOR, "`loop.run_in_executor` does not carry it (`asyncio.to_thread` does)"),
-    (m.CONTEXTVAR, m.ASYNC_ENDPOINT, "dependency", "a value set in the endpoint is invisible to its dependencies"),
+    (m.CONTEXTVAR, m.ASYNC_ENDPOINT, m.DEPENDENCY, "a value set in the endpoint is invisible to its dependencies"),
     (m.MUTABLE, m.ASGI_MW, m.EXECUTOR, "`loop.run_in_executor` does not carry it"),
     (
         m.REQUEST_STATE,
         m.ASGI_MW,
-        "pure ASGI before app (outer)",
+        column(m.ASGI_BEFORE, m.ASGI_OUTSIDE),
         "nothing above the layer that sets it can read it before the app runs",
     ),
 )
 MATRIX_SHARED = (
-    (m.REQUEST_STATE, m.LIFESPAN, "endpoint", "state set in the lifespan is a shallow copy shared by every request"),
+    (m.REQUEST_STATE, m.LIFESPAN, m.ENDPOINT, "state set in the lifespan is a shallow copy shared by every request"),
 )
 BY_CONSTRUCTION = {
     registry.REQUEST_STATE: "code below the endpoint (services, tasks, threads, log filters) must be handed the "

@@ -8,6 +8,7 @@ import pytest
 from apps import registry
 from scripts import matrix
 from scripts import matrix_app as m
+from scripts.limits import AFTER_CALL_NEXT
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_every_cell_is_judged(result: dict) -> None:
 def test_a_contextvar_set_in_a_dependency_is_lost_after_call_next_exactly_when_the_variant_loses_its_audit(
     result: dict,
 ) -> None:
-    invisible = cell(result, m.CONTEXTVAR, m.ASYNC_DEP, "BaseHTTP after call_next (inner)") == "none"
+    invisible = cell(result, m.CONTEXTVAR, m.ASYNC_DEP, AFTER_CALL_NEXT) == "none"
     assert invisible == expects("contextvar_dependency", "audit.user_id:lost")
     assert invisible  # and it is invisible: the seeds' first post reproduced
 
@@ -45,7 +46,7 @@ def test_a_contextvar_set_in_pure_asgi_reaches_every_place_contextvar_asgi_repor
         "task": m.CREATE_TASK,
         "thread": m.THREADPOOL,
         "log": m.LOG_FILTER,
-        "audit": "pure ASGI send at start (outer)",
+        "audit": matrix.column(m.ASGI_SEND_START, m.ASGI_OUTSIDE),
     }
     for checkpoint, column in places.items():
         own = cell(result, m.CONTEXTVAR, m.ASGI_MW, column) == "own"
@@ -53,14 +54,14 @@ def test_a_contextvar_set_in_pure_asgi_reaches_every_place_contextvar_asgi_repor
 
 
 def test_a_contextvar_set_before_call_next_reaches_the_endpoint_as_contextvar_basehttp_reports(result: dict) -> None:
-    assert cell(result, m.CONTEXTVAR, m.BASEHTTP_MW, "endpoint") == "own"
+    assert cell(result, m.CONTEXTVAR, m.BASEHTTP_MW, m.ENDPOINT) == "own"
     assert not expects("contextvar_basehttp", "endpoint.user_id:lost")
 
 
 def test_request_state_set_in_a_dependency_is_visible_after_call_next(result: dict) -> None:
     """The seeds' recommended fix for the dependency pitfall, and the mutable-holder fix, both hold."""
-    assert cell(result, m.REQUEST_STATE, m.ASYNC_DEP, "BaseHTTP after call_next (inner)") == "own"
-    assert cell(result, m.MUTABLE, m.ASYNC_DEP, "BaseHTTP after call_next (inner)") == "own"
+    assert cell(result, m.REQUEST_STATE, m.ASYNC_DEP, AFTER_CALL_NEXT) == "own"
+    assert cell(result, m.MUTABLE, m.ASYNC_DEP, AFTER_CALL_NEXT) == "own"
 
 
 def test_run_in_executor_does_not_carry_contextvars(result: dict) -> None:
