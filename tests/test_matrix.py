@@ -41,8 +41,8 @@ def test_a_contextvar_set_in_a_dependency_is_lost_after_call_next_exactly_when_t
 
 def test_a_contextvar_set_in_pure_asgi_reaches_every_place_contextvar_asgi_reports(result: dict) -> None:
     places = {
-        "dependency": "dependency",
-        "endpoint": "endpoint",
+        "dependency": m.DEPENDENCY,
+        "endpoint": m.ENDPOINT,
         "task": m.CREATE_TASK,
         "thread": m.THREADPOOL,
         "log": m.LOG_FILTER,
