@@ -48,8 +48,3 @@ def scenario_problems(variant: registry.Variant, counts: dict[str, Counter[str] 
         for scenario in registry.SCENARIOS
         for problem in problems(variant, set(counts[scenario]), variant.expected_in(scenario))
     ]
-
-
-def check(variant: registry.Variant, count: int = REQUESTS_PER_SCENARIO) -> list[str]:
-    """Every scenario of the registry, as `scenario: problem` lines."""
-    return scenario_problems(variant, {scenario: verdicts(variant, scenario, count) for scenario in registry.SCENARIOS})

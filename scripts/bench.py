@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from apps import conformance, registry
+from apps import registry
 from microbench import bm_paired
-from scripts import benchcharts, benchstats
+from scripts import benchcharts, benchstats, verify
 from scripts.environment import ROOT, describe
 from scripts.resultfiles import BENCH_DIR, CHARTS_DIR, write_json
 from scripts.runlock import exclusive_run
@@ -132,12 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-results", action="store_true", help="only rebuild summary, charts and table")
 
 
-def gate() -> list[str]:
-    """Conformance of every variant at the gate's full request count (fewer can miss the negative control's leaks)."""
-    problems = []
-    for variant in registry.VARIANTS:
-        problems += [f"{variant.name}: {line}" for line in conformance.check(variant)]
-    return problems
+def gate(results_dir: Path) -> list[str]:
+    """Conformance of every variant at the full request count (fewer can miss the negative control's leaks).
+
+    It is `make verify` itself, so its verdict counts land next to the bench results (results/verify/) and
+    nothing measures them a second time.
+    """
+    return verify.verify(list(registry.VARIANTS), results_dir.parent)
 
 
 def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -> list[dict]:
@@ -169,7 +170,7 @@ def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
     with exclusive_run():
         environment = describe()  # at the start of the timed run: its commit, its load average
         started = time.perf_counter()
-        problems = gate()
+        problems = gate(results_dir)
         gate_seconds = time.perf_counter() - started
         print(f"conformance gate: {len(problems)} problems in {gate_seconds:.1f}s", flush=True)
         if problems:

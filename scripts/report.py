@@ -18,7 +18,7 @@ SOURCES = {
     "load": resultfiles.LOAD_DIR / "summary.json",
 }
 REPRODUCE = {
-    "verify": "make verify",
+    "verify": "make verify (also the gate of make bench)",
     "bench": "make bench",
     "load": "make sweep; make sweep MODE=side; make sweep MODE=latency; make sweep MODE=client",
     "matrix": "make matrix",

@@ -26,6 +26,22 @@ def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
     return counts
 
 
+def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
+    """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines."""
+    results, problems = {}, []
+    for variant in variants:
+        counts = measure(variant)
+        found = conformance.scenario_problems(variant, counts)
+        problems += [f"{variant.name}: {line}" for line in found]
+        results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
+        print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found), flush=True)
+    parameters = {"requests_per_scenario": conformance.REQUESTS_PER_SCENARIO, "scenarios": list(MEASURED)}
+    path = results_root / VERIFY_JSON.relative_to(resultfiles.RESULTS)
+    resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})
+    print(f"wrote {path}")
+    return problems
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", help="only these variants (default: all)")
     parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
@@ -33,18 +49,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     variants = [v for v in registry.VARIANTS if not args.variant or v.name in args.variant]
-    results, failed = {}, 0
-    for variant in variants:
-        counts = measure(variant)
-        found = conformance.scenario_problems(variant, counts)
-        failed += bool(found)
-        results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
-        print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found))
-    parameters = {
-        "requests_per_scenario": conformance.REQUESTS_PER_SCENARIO,
-        "scenarios": list(MEASURED),
-    }
-    path = args.results_dir / VERIFY_JSON.relative_to(resultfiles.RESULTS)
-    resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})
-    print(f"wrote {path}")
-    return 1 if failed else 0
+    return 1 if verify(variants, args.results_dir) else 0
