@@ -34,12 +34,15 @@ JUDGED_ON = {m.HTTP_EXC_HANDLER: m.HTTP_ERROR_PATH, m.EXC_HANDLER: m.ERROR_PATH}
 Readings = dict[tuple[str, str], list[tuple[str, str | None]]]  # (path, point) -> [(token, value)]
 
 
+ASGI_READS = (m.ASGI_BEFORE, m.ASGI_AFTER, m.ASGI_SEND_START)
+
+
 def column(point: str, order: str) -> str:
     """Middleware reads are named by their position; every other read is the same column in both orders."""
     if point not in m.MIDDLEWARE_READS:
         return point
     asgi_outer = order == m.ASGI_OUTSIDE
-    is_asgi = point.startswith("pure ASGI")
+    is_asgi = point in ASGI_READS
     return f"{point} ({'outer' if is_asgi == asgi_outer else 'inner'})"
 
 
@@ -261,7 +264,3 @@ def run(args: argparse.Namespace) -> int:
     for path in [raw, *render(result, args.results_dir)]:
         print(f"wrote {path}")
     return 0
-
-
-def main_for_tests(results_dir: Path) -> int:
-    return run(argparse.Namespace(results_dir=results_dir))

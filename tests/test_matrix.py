@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from apps import registry
-from scripts import matrix
+from scripts import cli, matrix
 from scripts import matrix_app as m
 from scripts.limits import AFTER_CALL_NEXT
 
@@ -82,7 +82,7 @@ def test_the_judge_can_say_foreign() -> None:
 
 
 def test_cli_writes_json_markdown_and_heatmap(tmp_path: Path) -> None:
-    assert matrix.main_for_tests(tmp_path) == 0
+    assert cli.main(["matrix", "--results-dir", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
     assert raw["environment"]["packages"]["fastapi"]
     assert "| read at ↓ / set in → |" in (tmp_path / "matrix" / "MATRIX.md").read_text()
