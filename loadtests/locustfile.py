@@ -104,10 +104,8 @@ class ContractUser(FastHttpUser):
         with self.client.request(
             spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True
         ) as response:
-            if opts.ctx_skip_validation:
-                names = [] if response.status_code == 200 else [f"status:{response.status_code}"]
-            else:
-                names = judge(spec, response.status_code, response.headers or {}, response.content or b"")
+            validate = not opts.ctx_skip_validation
+            names = judge(spec, response.status_code, response.headers or {}, response.content or b"", validate)
             RECORDER.tally(names)
             if names:
                 response.failure(message(names))
@@ -149,10 +147,7 @@ class PipelineUser(User):
             return
         for spec, item in zip(specs, timed, strict=False):
             response = item.response
-            if opts.ctx_skip_validation:
-                names = [] if response.status == 200 else [f"status:{response.status}"]
-            else:
-                names = judge(spec, response.status, response.headers, response.body)
+            names = judge(spec, response.status, response.headers, response.body, not opts.ctx_skip_validation)
             RECORDER.tally(names)
             fire(
                 request_type="PIPE",

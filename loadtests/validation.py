@@ -15,10 +15,15 @@ def status_failure(status: int) -> str:
     return f"status:{status}"
 
 
-def judge(spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes) -> list[str]:
-    """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged."""
+def judge(spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes, validate: bool = True) -> list[str]:
+    """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged.
+
+    `validate=False` checks the status only: the client's cost without the leak checker (`--ctx-skip-validation`).
+    """
     if status != 200:
         return [status_failure(status)]
+    if not validate:
+        return []
     try:
         data = json.loads(body)
     except ValueError:
