@@ -12,7 +12,7 @@ from apps.checker import LEAK, LOST
 from apps.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
 
 RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
-# How the context travels; the first three are the rows of the propagation matrix (scripts/matrix_app.py).
+# How the context travels; the first three are the rows of the propagation matrix (scripts/matrix/app.py).
 CONTEXTVAR, MUTABLE_IN_CONTEXTVAR, REQUEST_STATE = "ContextVar", "mutable object in a ContextVar", "request.state"
 EXPLICIT, MODULE_GLOBAL, NOTHING = "explicit argument", "module global", "nothing"
 CATEGORIES = (CONTROL, RECOMMENDED, PITFALL, LIBRARY)

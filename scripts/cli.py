@@ -8,14 +8,14 @@ import sys
 
 # command -> module under scripts/ exposing `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
-    "verify": "scripts.verify",
-    "readme": "scripts.readme_cmd",
-    "bench": "scripts.bench",
-    "load": "scripts.load",
-    "sweep": "scripts.sweep",
-    "loadstats": "scripts.loadstats",
-    "matrix": "scripts.matrix",
-    "report": "scripts.report",
+    "verify": "scripts.bench.gate",
+    "readme": "scripts.report.readme",
+    "bench": "scripts.bench.run",
+    "load": "scripts.load.single",
+    "sweep": "scripts.load.sweep",
+    "loadstats": "scripts.load.stats",
+    "matrix": "scripts.matrix.run",
+    "report": "scripts.report.build",
 }
 
 

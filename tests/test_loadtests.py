@@ -16,11 +16,12 @@ from apps.checker import LEAK
 from loadtests import scenarios
 from loadtests.pipeline import ProtocolError, ResponseParser, encode
 from loadtests.validation import NOT_JSON, judge, status_failure
-from scripts import loadrun, serverconfig
-from scripts.environment import ROOT
-from scripts.loadsettings import SERVER_CPUS
-from scripts.runlock import exclusive_run
-from scripts.serverproc import free_port, serve
+from scripts.common.environment import ROOT
+from scripts.common.lock import exclusive_run
+from scripts.load import run as loadrun
+from scripts.load import servers as serverconfig
+from scripts.load.process import free_port, serve
+from scripts.load.settings import SERVER_CPUS
 
 RUN_S = 2.0  # measured seconds of each headless run: enough requests to see a leak, short enough for the suite
 WARMUP_S = 0.5

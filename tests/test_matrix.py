@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from apps import registry
-from scripts import cli, matrix
-from scripts import matrix_app as m
-from scripts.limits import AFTER_CALL_NEXT
+from scripts import cli
+from scripts.matrix import app as m
+from scripts.matrix import run as matrix
+from scripts.report.limits import AFTER_CALL_NEXT
 
 
 @pytest.fixture(scope="module")

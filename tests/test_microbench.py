@@ -13,7 +13,9 @@ import pytest
 
 from apps import registry, traffic
 from microbench import bm_apps
-from scripts import benchcharts, benchstats, cli
+from scripts import cli
+from scripts.bench import charts as benchcharts
+from scripts.bench import stats as benchstats
 
 pytestmark = pytest.mark.timeout(240)  # waits for the machine lock if another run holds it
 

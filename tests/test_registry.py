@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from apps import registry
-from scripts import readme
+from scripts.report import readme
 
 APPS_DIR = Path(registry.__file__).parent
 

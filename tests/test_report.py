@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from apps import registry
-from scripts import decision, report, resultfiles
-from scripts.verify import fresh
+from scripts.bench.gate import fresh
+from scripts.common import results as resultfiles
+from scripts.report import build as report
+from scripts.report import decision
 
 ENV = {"created_utc": "2026-01-01T00:00:00+00:00", "python": "3.11.7", "cpu": "fixture", "cpu_count": 2,
        "git": {"commit": "0" * 40, "dirty": False}, "packages": {"fastapi": "0"}, "parameters": {"mode": "fixture",

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from scripts.environment import ROOT
+from scripts.common.environment import ROOT
 
 RESULTS = ROOT / "results"
 BENCH_DIR = RESULTS / "bench"

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display here; chosen before pyplot is imported
 import matplotlib.pyplot as plt
 
 from apps import registry
-from scripts.resultfiles import CHARTS_DIR
+from scripts.common.results import CHARTS_DIR
 
 THROUGHPUT_CHART, COST_CHART, LEAK_CHART = "load_throughput.png", "load_cost.png", "load_leaks.png"
 THROUGHPUT_SCENARIO = "get"

@@ -15,12 +15,12 @@ import psutil
 
 from apps import registry
 from loadtests import scenarios
-from scripts.environment import ROOT, describe
-from scripts.loadsampler import Sampler, own_cpu_seconds
-from scripts.loadsettings import GENERATOR_BOUND_SHARE, GENERATOR_CPUS, HOST, LOCUST_GRACE_S, SERVER_CPUS
-from scripts.resultfiles import LOAD_DIR, read_json, write_json
-from scripts.serverconfig import DEFAULT, ServerConfig
-from scripts.serverproc import Managed, free_port, serve
+from scripts.common.environment import ROOT, describe
+from scripts.common.results import LOAD_DIR, read_json, write_json
+from scripts.load.process import Managed, free_port, serve
+from scripts.load.sampler import Sampler, own_cpu_seconds
+from scripts.load.servers import DEFAULT, ServerConfig
+from scripts.load.settings import GENERATOR_BOUND_SHARE, GENERATOR_CPUS, HOST, LOCUST_GRACE_S, SERVER_CPUS
 
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}

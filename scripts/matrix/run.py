@@ -1,6 +1,6 @@
 """`make matrix`: where a value set in one place can be read, for the installed FastAPI, Starlette and anyio.
 
-For every mechanism × set point × middleware order, an app from scripts/matrix_app.py serves REQUESTS_PER_PATH
+For every mechanism × set point × middleware order, an app from scripts/matrix/app.py serves REQUESTS_PER_PATH
 concurrent requests per path (one task per request, unique tokens), in-process, with the lifespan run as uvicorn
 runs it (its own task; request scopes get a shallow copy of the lifespan state). Each cell says what the read point
 saw across those requests: `own` (this request's value every time), `none`, `lifespan` (the lifespan's value),
@@ -20,8 +20,10 @@ from pathlib import Path
 from starlette.types import ASGIApp, Message
 
 from apps import inprocess
-from scripts import environment, matrix_app, resultfiles
-from scripts import matrix_app as m
+from scripts.common import environment
+from scripts.common import results as resultfiles
+from scripts.matrix import app as m
+from scripts.matrix import app as matrix_app
 
 REQUESTS_PER_PATH = 24
 MATRIX_JSON = resultfiles.MATRIX_DIR / "matrix.json"
@@ -71,7 +73,7 @@ def judge(values: list[tuple[str, str | None]]) -> tuple[str, dict[str, int]]:
 
 
 def code_locations() -> dict[str, str]:
-    """`scripts/matrix_app.py:LINE` of the statement that sets or reads at each named point."""
+    """`scripts/matrix/app.py:LINE` of the statement that sets or reads at each named point."""
     source = inspect.getsource(matrix_app).splitlines()
     names = {value: name for name, value in vars(matrix_app).items() if name.isupper() and isinstance(value, str)}
     relative = Path(matrix_app.__file__).resolve().relative_to(environment.ROOT)

@@ -3,7 +3,7 @@
 quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 11 minutes)
 full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
-side     every variant's server at once on the server core, each with its own generator (scripts.sweep_side): cost
+side     every variant's server at once on the server core, each with its own generator (scripts.load.side): cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
 """
 
@@ -15,8 +15,11 @@ from collections.abc import Iterable, Iterator
 
 from apps import registry
 from loadtests import scenarios
-from scripts import loadrun, serverconfig, sweep_side
-from scripts.loadsettings import (
+from scripts.common.lock import exclusive_run
+from scripts.load import run as loadrun
+from scripts.load import servers as serverconfig
+from scripts.load import side as sweep_side
+from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
     FIXED_RATE_PER_S,
     FIXED_RATE_USERS,
@@ -29,7 +32,6 @@ from scripts.loadsettings import (
     SIDE_ROUNDS,
     SIDE_WARMUP_S,
 )
-from scripts.runlock import exclusive_run
 
 QUICK, FULL, LATENCY, SIDE, CLIENT = "quick", "full", "latency", "side", "client"
 MODES = (QUICK, FULL, LATENCY, SIDE, CLIENT)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from apps import registry
 from microbench import bm_paired
-from scripts import benchcharts, benchstats, verify
-from scripts.environment import ROOT, describe
-from scripts.resultfiles import BENCH_DIR, CHARTS_DIR, write_json
-from scripts.runlock import exclusive_run
+from scripts.bench import charts as benchcharts
+from scripts.bench import gate as verify
+from scripts.bench import stats as benchstats
+from scripts.common.environment import ROOT, describe
+from scripts.common.lock import exclusive_run
+from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json
 
 MICROBENCH = ROOT / "microbench"
 PAIRED_SCRIPT = "bm_paired.py"

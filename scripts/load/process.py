@@ -19,9 +19,9 @@ import psutil
 
 from apps.contract import HEALTH_PATH
 from apps.registry import Variant
-from scripts.environment import ROOT
-from scripts.loadsettings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
-from scripts.serverconfig import ServerConfig
+from scripts.common.environment import ROOT
+from scripts.load.servers import ServerConfig
+from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
 
 
 class LeftBehind(RuntimeError):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from loadtests import scenarios
-from scripts import loadrun, serverconfig
-from scripts.loadsettings import DURATION_S, USERS, WARMUP_S
-from scripts.runlock import exclusive_run
+from scripts.common.lock import exclusive_run
+from scripts.load import run as loadrun
+from scripts.load import servers as serverconfig
+from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

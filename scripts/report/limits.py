@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from apps import registry
-from scripts import matrix_app as m
-from scripts.matrix import column
+from scripts.matrix import app as m
+from scripts.matrix.run import column
 
 # With pure ASGI outside BaseHTTPMiddleware: the BaseHTTP layer's read after call_next, and the outer layer's.
 AFTER_CALL_NEXT = column(m.BASEHTTP_AFTER, m.ASGI_OUTSIDE)

@@ -1,6 +1,6 @@
 """Read the microbenchmarks' pyperf JSON and write results/bench/summary.json: costs, spread, verdicts, environment.
 
-Inputs (written by `scripts.bench`, one pyperf file per series, so `pyperf compare_to` pairs benchmarks by name):
+Inputs (written by `scripts.bench.run`, one pyperf file per series, so `pyperf compare_to` pairs benchmarks by name):
 `app_<variant>.json` (benchmarks `app_get`, `app_post`), `app_baseline_aa.json` (baseline timed a second time, in
 the same interleaved rounds: the A/A control), `depth_pure_asgi.json` and `depth_basehttp.json` (`depth_0`, `depth_1`,
 `depth_3`, `depth_5`), `primitives.json`, and `run.json` (the mode and parameters of the run, if present).
@@ -10,7 +10,7 @@ Every pyperf value is CPU seconds per request (or per operation) of one worker p
 summary.json schema (all times are medians over every value of every run unless named otherwise):
 
     schema: 1
-    environment: run.json's `environment`, recorded when the run started (scripts.environment.describe, with the
+    environment: run.json's `environment`, recorded when the run started (scripts.common.environment.describe, with the
         run's parameters: mode, loops, rounds, ...); describe(parameters) now, for older files without one
     timer: the timer the workers recorded (pyperf metadata `timer`), e.g. "time.process_time"
     significance: {min_effect_pct, z, rule}: how a verdict is reached (see below)
@@ -54,8 +54,8 @@ from pathlib import Path
 import pyperf
 
 from apps import registry
-from scripts.environment import describe
-from scripts.resultfiles import BENCH_DIR, read_json, write_json
+from scripts.common.environment import describe
+from scripts.common.results import BENCH_DIR, read_json, write_json
 
 SCHEMA = 1
 MIN_EFFECT_PCT = 2.0  # below this share of the reference, a difference is not called (pyperf's t-test called 1% A/A)
@@ -329,7 +329,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     """Build the summary from the pyperf JSON in `results_dir` and write it there (atomically) as summary.json."""
     run_file = results_dir / RUN_NAME
     parameters = read_json(run_file) if run_file.exists() else {}
-    # The environment of the run itself (recorded by scripts.bench), not of whoever summarises it later.
+    # The environment of the run itself (recorded by scripts.bench.run), not of whoever summarises it later.
     environment = parameters.pop("environment", None) or describe(parameters)
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from apps import registry
 from apps.contract import ENTRY
-from scripts import limits, serverconfig
-from scripts.verify import fresh
+from scripts.bench.gate import fresh
+from scripts.load import servers as serverconfig
+from scripts.report import limits
 
 IMMUNE = "correct everywhere tried"
 SAFE_WITH_RESET = "correct only with --reset-contextvars"

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from apps import conformance, registry
-from scripts import environment, resultfiles
+from scripts.common import environment
+from scripts.common import results as resultfiles
 
 VERIFY_JSON = resultfiles.RESULTS / "verify" / "verdicts.json"
 FRESH_SUFFIX = "_fresh_context"  # the same one-connection scenario with --reset-contextvars' fresh Context

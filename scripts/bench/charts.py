@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display on CI or this server; set before pyplot is i
 
 import matplotlib.pyplot as plt  # after the backend choice
 
-from scripts.benchstats import BASELINE, METHODS
+from scripts.bench.stats import BASELINE, METHODS
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
 VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", "not significant": "tab:gray", None: "tab:blue"}

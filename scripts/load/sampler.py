@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from scripts.loadsettings import SAMPLE_INTERVAL_S
+from scripts.load.settings import SAMPLE_INTERVAL_S
 
 
 def machine_busy_seconds() -> list[float]:

@@ -14,10 +14,14 @@ import time
 from pathlib import Path
 
 from apps import registry
-from scripts.environment import describe
-from scripts.loadrun import Generator, RunSpec, merge, window_of
-from scripts.loadsampler import Sampler
-from scripts.loadsettings import (
+from scripts.common.environment import describe
+from scripts.common.lock import exclusive_run
+from scripts.common.results import LOAD_DIR, write_json
+from scripts.load.process import free_port, serve
+from scripts.load.run import Generator, RunSpec, merge, window_of
+from scripts.load.sampler import Sampler
+from scripts.load.servers import DEFAULT
+from scripts.load.settings import (
     GENERATOR_BOUND_SHARE,
     GENERATOR_CPUS,
     SERVER_CPUS,
@@ -27,10 +31,6 @@ from scripts.loadsettings import (
     SIDE_USERS,
     SIDE_WARMUP_S,
 )
-from scripts.resultfiles import LOAD_DIR, write_json
-from scripts.runlock import exclusive_run
-from scripts.serverconfig import DEFAULT
-from scripts.serverproc import free_port, serve
 
 KIND = "side-by-side"
 REFERENCE = "baseline"

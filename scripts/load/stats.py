@@ -11,7 +11,7 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 - `throughput`: closed-loop runs (`latency_model` == "closed-loop", tags quick/full/load), one row per (variant,
   scenario, server, users): `runs`, `rps_median`, `p50_ms_median`, `p99_ms_median`, `server_us_per_request_median`,
   `generator_bound_runs`. These runs ran one after another: their figures are not comparable between variants.
-- `cost`: the side-by-side rounds (`scripts.sweep_side`), or null if none: `rounds`, `scenario`, `server`,
+- `cost`: the side-by-side rounds (`scripts.load.side`), or null if none: `rounds`, `scenario`, `server`,
   `aa_ratio` {median, min, max} (baseline's second copy / baseline: the noise floor), `variants`: variant ->
   {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
 - `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
@@ -29,7 +29,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from scripts.resultfiles import LOAD_DIR, read_json, write_json
+from scripts.common.results import LOAD_DIR, read_json, write_json
 
 SUMMARY_NAME = "summary.json"
 SIDE_KIND = "side-by-side"
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize()
     print(f"summary of {summary['files']} -> {LOAD_DIR / SUMMARY_NAME}")
     if not args.no_charts:
-        from scripts import loadcharts  # matplotlib only when drawing
+        from scripts.load import charts as loadcharts  # matplotlib only when drawing
 
         for path in loadcharts.draw(summary):
             print(f"chart {path}")

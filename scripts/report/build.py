@@ -7,9 +7,15 @@ import json
 from pathlib import Path
 
 from apps import registry
-from scripts import benchcharts, benchstats, decision, loadcharts, loadstats, matrix, resultfiles
-from scripts.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.verify import MEASURED, VERIFY_JSON
+from scripts.bench import charts as benchcharts
+from scripts.bench import stats as benchstats
+from scripts.bench.gate import MEASURED, VERIFY_JSON
+from scripts.common import results as resultfiles
+from scripts.load import charts as loadcharts
+from scripts.load import stats as loadstats
+from scripts.matrix import run as matrix
+from scripts.matrix.run import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
+from scripts.report import decision
 
 SOURCES = {
     "verify": VERIFY_JSON,

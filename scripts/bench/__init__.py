@@ -1,0 +1,1 @@
+"""The microbenchmarks: the conformance gate, pyperf orchestration, their statistics and charts."""

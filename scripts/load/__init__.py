@@ -1,0 +1,1 @@
+"""Load runs: server processes and their configurations, the locust generator, sampling, sweeps, statistics, charts."""

@@ -1,0 +1,1 @@
+"""The propagation-matrix experiment: where a value set in one place can be read."""

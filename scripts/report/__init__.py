@@ -1,0 +1,1 @@
+"""The report: decision table, mechanism limits, REPORT.md and the README variant table."""
