@@ -84,6 +84,12 @@ VARIANTS: tuple[Variant, ...] = (
         expected=expect(NONE, ENTRY_LEAK),
     ),
     Variant(
+        "contextvar_isolated",
+        RECOMMENDED,
+        "contextvar_asgi behind an outermost pure ASGI middleware that runs each request in a fresh `Context`.",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
         "request_state",
         RECOMMENDED,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
