@@ -166,7 +166,9 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 BY_NAME = MappingProxyType({variant.name: variant for variant in VARIANTS})
-SUPPORT_MODULES = frozenset({"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance"})
+SUPPORT_MODULES = frozenset(
+    {"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance", "workers"}
+)
 
 
 def get(name: str) -> Variant:

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -88,13 +87,28 @@ class Managed:
                     proc.kill()
         if self.process.poll() is None:
             self.process.wait(timeout=STOP_TIMEOUT_S)
-        _, alive = psutil.wait_procs(list(self.seen.values()), timeout=STOP_TIMEOUT_S)
+        # Its own session and process group (start_new_session): a worker forked after the last look is in it too.
+        group = [*self.seen.values(), *in_group(self.pid)]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        _, alive = psutil.wait_procs(group, timeout=STOP_TIMEOUT_S)
         self.log.close()
         left = [proc.pid for proc in alive if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+        left += [proc.pid for proc in in_group(self.pid) if proc.pid not in left]
         if left:
             raise LeftBehind(f"still running after stop: {left} (from {' '.join(self.command)})")
         self.stopped = sorted(self.seen)
         return self.stopped
+
+
+def in_group(pgid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes of a process group."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 def free_port() -> int:
@@ -103,10 +117,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def uvicorn_command(variant: Variant, config: ServerConfig, port: int) -> list[str]:
-    app = f"{variant.module}:app"
-    head = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
-    return [*head, "--log-level", "warning", "--no-access-log", *config.args()]
+def server_command(variant: Variant, config: ServerConfig, port: int) -> list[str]:
+    return config.command(f"{variant.module}:app", HOST, port)
 
 
 def wait_healthy(server: Managed, port: int) -> None:
@@ -126,9 +138,9 @@ def wait_healthy(server: Managed, port: int) -> None:
 
 @contextlib.contextmanager
 def serve(variant: Variant, config: ServerConfig, port: int, cpus: tuple[int, ...]) -> Iterator[Managed]:
-    """A uvicorn serving the variant, healthy on entry, stopped by PID on exit whatever happened."""
+    """A server of any kind serving the variant, healthy on entry, stopped by PID on exit whatever happened."""
     with tempfile.TemporaryDirectory(prefix="ctxbench-server-") as tmp:
-        server = Managed(uvicorn_command(variant, config, port), cpus, Path(tmp) / "server.log")
+        server = Managed(server_command(variant, config, port), cpus, Path(tmp) / "server.log")
         try:
             wait_healthy(server, port)
             server.processes()  # remember worker processes now that they are up

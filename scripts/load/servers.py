@@ -1,62 +1,158 @@
-"""uvicorn configurations as a dimension of a load run: event loop, HTTP parser, --reset-contextvars, workers."""
+"""Server configurations as data: a kind (uvicorn, gunicorn, hypercorn, granian, daphne), its options, a label.
+
+Adding a server configuration is one `ServerConfig` entry; adding a server kind is one `ServerKind` entry plus the
+function that builds its command line. Every configuration binds to the given host and port, one worker, no access log.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
+
+# The setting that starts every request in a fresh Context, per kind that has one (reported as "the fix").
+RESET_FLAG = "--reset-contextvars"
+RESET_WORKER = "apps.workers.UvicornResetWorker"
+RESET_H11_WORKER = "apps.workers.UvicornH11ResetWorker"
+
+
+def _uvicorn(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:
+    return ["uvicorn", app, "--host", host, "--port", str(port), "--log-level", "warning", "--no-access-log", *options]
+
+
+def _gunicorn(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:
+    # gunicorn writes no access log unless asked; one worker process under the arbiter
+    head = ["gunicorn", app, "--bind", f"{host}:{port}", "--workers", "1", "--graceful-timeout", "1"]
+    return [*head, "--log-level", "warning", *options]
+
+
+def _hypercorn(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:
+    head = ["hypercorn", app, "--bind", f"{host}:{port}", "--workers", "1", "--graceful-timeout", "1"]
+    return [*head, "--log-level", "warning", *options]
+
+
+def _granian(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:
+    head = ["granian", "--interface", "asgi", "--host", host, "--port", str(port), "--workers", "1"]
+    return [*head, "--log-level", "warning", "--no-access-log", *options, app]
+
+
+def _daphne(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:
+    return ["daphne", "-b", host, "-p", str(port), "-v", "0", *options, app]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKind:
+    name: str
+    distribution: str  # the package whose version a result records
+    # (app, host, port, options) -> what follows `python -m`: the module, then its arguments
+    arguments: Callable[[str, str, int, tuple[str, ...]], list[str]]
+
+
+KINDS = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            ServerKind("uvicorn", "uvicorn", _uvicorn),
+            ServerKind("gunicorn", "gunicorn", _gunicorn),
+            ServerKind("hypercorn", "hypercorn", _hypercorn),
+            ServerKind("granian", "granian", _granian),
+            ServerKind("daphne", "daphne", _daphne),
+        )
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    loop: str = "uvloop"
-    http: str = "httptools"
-    reset_contextvars: bool = False
-    workers: int = 1
+    label: str
+    kind: str = "uvicorn"
+    options: tuple[str, ...] = ()
+    fix: str | None = None  # the setting this configuration adds to its twin so each request starts in a fresh Context
+    twin: str | None = None  # the label of the same server with that setting
 
     @property
-    def label(self) -> str:
-        parts = [self.loop, self.http]
-        if self.reset_contextvars:
-            parts.append("reset")
-        if self.workers != 1:
-            parts.append(f"w{self.workers}")
-        return "-".join(parts)
+    def server(self) -> ServerKind:
+        return KINDS[self.kind]
 
-    def args(self) -> list[str]:
-        args = ["--loop", self.loop, "--http", self.http]
-        if self.reset_contextvars:
-            args.append("--reset-contextvars")
-        if self.workers != 1:
-            args += ["--workers", str(self.workers)]
-        return args
+    def command(self, app: str, host: str, port: int, python: str = sys.executable) -> list[str]:
+        """The full command line serving `app` (`module:attribute`) with this configuration."""
+        return [python, "-m", *self.server.arguments(app, host, port, self.options)]
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "label": self.label,
-            "loop": self.loop,
-            "http": self.http,
-            "reset_contextvars": self.reset_contextvars,
-            "workers": self.workers,
-        }
+        return {"label": self.label, "kind": self.kind, "options": list(self.options), "fix": self.fix}
 
 
-DEFAULT = ServerConfig()  # what `uvicorn app` picks with uvicorn[standard] installed
-PURE_PYTHON = ServerConfig("asyncio", "h11")
-# Each default-config cell has its --reset-contextvars twin, so the report can tell "fixed by a fresh Context".
-LEAK_HUNT = (DEFAULT, PURE_PYTHON, ServerConfig(reset_contextvars=True), ServerConfig("asyncio", "h11", True))
-FULL = (
-    DEFAULT,
-    PURE_PYTHON,
-    ServerConfig("asyncio", "httptools"),
-    ServerConfig("uvloop", "h11"),
-    ServerConfig(reset_contextvars=True),
-    ServerConfig("asyncio", "h11", reset_contextvars=True),
-    ServerConfig(workers=2),
+def _uvicorn_pair(loop: str, http: str) -> tuple[ServerConfig, ServerConfig]:
+    plain = f"{loop}-{http}"
+    options = ("--loop", loop, "--http", http)
+    return (
+        ServerConfig(plain, "uvicorn", options, twin=f"{plain}-reset"),
+        ServerConfig(f"{plain}-reset", "uvicorn", (*options, RESET_FLAG), fix=RESET_FLAG),
+    )
+
+
+def _gunicorn_pair(label: str, worker: str, reset_worker: str) -> tuple[ServerConfig, ServerConfig]:
+    reset = f"{label}-reset"
+    fix = f"--worker-class {reset_worker}"
+    return (
+        ServerConfig(label, "gunicorn", ("--worker-class", worker), twin=reset),
+        ServerConfig(reset, "gunicorn", ("--worker-class", reset_worker), fix=fix),
+    )
+
+
+UVLOOP_HTTPTOOLS, UVLOOP_HTTPTOOLS_RESET = _uvicorn_pair("uvloop", "httptools")
+ASYNCIO_H11, ASYNCIO_H11_RESET = _uvicorn_pair("asyncio", "h11")
+GUNICORN, GUNICORN_RESET = _gunicorn_pair("gunicorn-uvicorn", "uvicorn_worker.UvicornWorker", RESET_WORKER)
+GUNICORN_H11, GUNICORN_H11_RESET = _gunicorn_pair(
+    "gunicorn-uvicorn-h11", "uvicorn_worker.UvicornH11Worker", RESET_H11_WORKER
 )
-BY_LABEL = {config.label: config for config in FULL}
+HYPERCORN_ASYNCIO = ServerConfig("hypercorn-asyncio", "hypercorn", ("--worker-class", "asyncio"))
+HYPERCORN_UVLOOP = ServerConfig("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"))
+GRANIAN = ServerConfig("granian", "granian")  # its defaults: loop auto (uvloop when installed), runtime auto
+GRANIAN_ASYNCIO = ServerConfig("granian-asyncio", "granian", ("--loop", "asyncio"))
+DAPHNE = ServerConfig("daphne", "daphne")
+
+DEFAULT = UVLOOP_HTTPTOOLS  # what `uvicorn app` picks with uvicorn[standard] installed
+PURE_PYTHON = ASYNCIO_H11
+
+# The leak hunt: every kind, and every default configuration that has a fix next to its fixed twin.
+LEAK_HUNT: tuple[ServerConfig, ...] = (
+    UVLOOP_HTTPTOOLS,
+    ASYNCIO_H11,
+    UVLOOP_HTTPTOOLS_RESET,
+    ASYNCIO_H11_RESET,
+    GUNICORN,
+    GUNICORN_H11,
+    GUNICORN_RESET,
+    GUNICORN_H11_RESET,
+    HYPERCORN_ASYNCIO,
+    HYPERCORN_UVLOOP,
+    GRANIAN,
+    GRANIAN_ASYNCIO,
+    DAPHNE,
+)
+# uvicorn's other parser/loop pairs and two workers: the full sweep only
+EXTRA: tuple[ServerConfig, ...] = (
+    ServerConfig("asyncio-httptools", "uvicorn", ("--loop", "asyncio", "--http", "httptools")),
+    ServerConfig("uvloop-h11", "uvicorn", ("--loop", "uvloop", "--http", "h11")),
+    ServerConfig("uvloop-httptools-w2", "uvicorn", ("--loop", "uvloop", "--http", "httptools", "--workers", "2")),
+)
+ALL: tuple[ServerConfig, ...] = (*LEAK_HUNT, *EXTRA)
+BY_LABEL = MappingProxyType({config.label: config for config in ALL})
+FULL = ALL
+# One configuration per kind, as users start it without options: the server-cost comparison and the probe's default.
+PER_KIND: tuple[ServerConfig, ...] = tuple({c.kind: c for c in reversed(LEAK_HUNT) if c.fix is None}.values())[::-1]
+PROBE_DEFAULT: tuple[ServerConfig, ...] = (UVLOOP_HTTPTOOLS, GUNICORN, HYPERCORN_ASYNCIO, GRANIAN, DAPHNE)
+
+
+def get(label: str) -> ServerConfig:
+    try:
+        return BY_LABEL[label]
+    except KeyError:
+        raise KeyError(f"unknown server label {label!r}; known: {', '.join(BY_LABEL)}") from None
 
 
 def parse(label: str) -> ServerConfig:
-    """A label such as `uvloop-httptools-reset-w2` back to its configuration."""
-    loop, http, *rest = label.split("-")
-    workers = next((int(part[1:]) for part in rest if part.startswith("w")), 1)
-    return ServerConfig(loop, http, "reset" in rest, workers)
+    """A label back to its configuration (kept for result files written before server kinds were data)."""
+    return get(label)
