@@ -12,6 +12,7 @@ checking), --ctx-warmup (seconds not measured) and --ctx-record (prefix of the e
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from locust import FastHttpUser, User, events, task
@@ -32,7 +33,9 @@ class LeakFound(Exception):
 
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
-    parser.add_argument("--ctx-scenario", choices=scenarios.SCENARIOS, default=scenarios.DEFAULT_SCENARIO)
+    parser.add_argument(
+        "--ctx-scenario", choices=(*scenarios.SCENARIOS, scenarios.EACH), default=scenarios.DEFAULT_SCENARIO
+    )
     parser.add_argument("--ctx-anonymous-share", type=float, default=scenarios.traffic.ANONYMOUS_SHARE)
     parser.add_argument("--ctx-pipeline-depth", type=int, default=scenarios.PIPELINE_DEPTH)
     parser.add_argument("--ctx-rate", type=float, default=0.0, help="per-user requests/s; 0 = closed loop")
@@ -57,6 +60,8 @@ def on_init(environment: Environment, **_: object) -> None:
         chosen = [cls for cls in environment.user_classes if uses(cls, options(environment).ctx_scenario)]
         if chosen:
             environment.user_classes[:] = chosen
+        if options(environment).ctx_scenario == scenarios.EACH:  # as many users in every scenario
+            ContractUser.weight = scenarios.HTTP_USERS_PER_PIPELINE_USER
 
 
 @events.test_start.add_listener
@@ -84,12 +89,15 @@ class ContractUser(FastHttpUser):
     """Single requests over a keep-alive connection (geventhttpclient), one kind per task run."""
 
     kinds_by_scenario = scenarios.HTTP_KINDS
-    weight = 3  # in the mix: three HTTP users for every pipelining user
+    weight = 3  # in the mix: three HTTP users for every pipelining user (on_init changes it under EACH)
+    started = itertools.count()
 
     def on_start(self) -> None:
         opts = options(self.environment)
         self.ids = scenarios.IdSource(opts.ctx_anonymous_share)
         self.pacer = scenarios.Pacer(opts.ctx_rate)
+        self.scenario = scenarios.user_scenario(opts.ctx_scenario, scenarios.HTTP_SCENARIOS, next(self.started))
+        self.tagged = opts.ctx_scenario == scenarios.EACH
 
     def wait_time(self) -> float:
         return self.pacer.wait()
@@ -97,16 +105,17 @@ class ContractUser(FastHttpUser):
     @task
     def one_request(self) -> None:
         opts = options(self.environment)
-        kinds = self.kinds_by_scenario.get(opts.ctx_scenario, scenarios.HTTP_KINDS[scenarios.MIX])
+        kinds = self.kinds_by_scenario.get(self.scenario, scenarios.HTTP_KINDS[scenarios.MIX])
         spec = self.ids.next(kinds, scenarios.HTTP_POST_BYTES)
         body = spec.body() if spec.method == "POST" else None
-        name = scenarios.request_name(spec.kind)
+        name = scenarios.request_name(spec.kind, scenario=self.scenario if self.tagged else None)
+        context = {"scenario": self.scenario}
         with self.client.request(
-            spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True
+            spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True, context=context
         ) as response:
             validate = not opts.ctx_skip_validation
             names = judge(spec, response.status_code, response.headers or {}, response.content or b"", validate)
-            RECORDER.tally(names)
+            RECORDER.tally(names, self.scenario)
             if names:
                 response.failure(message(names))
             else:
@@ -124,6 +133,8 @@ class PipelineUser(User):
         self.ids = scenarios.IdSource(opts.ctx_anonymous_share)
         self.pacer = scenarios.Pacer(opts.ctx_rate / max(1, opts.ctx_pipeline_depth))  # rate counts requests
         self.connection = PipelineClient(self.host)
+        self.scenario = scenarios.PIPELINE if opts.ctx_scenario == scenarios.EACH else opts.ctx_scenario
+        self.tagged = opts.ctx_scenario == scenarios.EACH
 
     def on_stop(self) -> None:
         self.connection.close()
@@ -134,27 +145,37 @@ class PipelineUser(User):
     @task
     def batch(self) -> None:
         opts = options(self.environment)
-        kinds = self.kinds_by_scenario.get(opts.ctx_scenario, scenarios.PIPELINE_KINDS[scenarios.PIPELINE])
+        kinds = self.kinds_by_scenario.get(self.scenario, scenarios.PIPELINE_KINDS[scenarios.PIPELINE])
         specs = [self.ids.next(kinds, scenarios.PIPELINE_POST_BYTES) for _ in range(max(1, opts.ctx_pipeline_depth))]
         fire = self.environment.events.request.fire
         try:
             timed = self.connection.exchange(specs)
         except (OSError, ProtocolError) as error:
             for spec in specs:
-                name = scenarios.request_name(spec.kind, pipelined=True)
-                fire(request_type="PIPE", name=name, response_time=0.0, response_length=0, exception=error)
-                RECORDER.tally([f"transport:{type(error).__name__}"])
+                name = scenarios.request_name(
+                    spec.kind, pipelined=True, scenario=self.scenario if self.tagged else None
+                )
+                context = {"scenario": self.scenario}
+                fire(
+                    request_type="PIPE",
+                    name=name,
+                    response_time=0.0,
+                    response_length=0,
+                    exception=error,
+                    context=context,
+                )
+                RECORDER.tally([f"transport:{type(error).__name__}"], self.scenario)
             return
         for spec, item in zip(specs, timed, strict=False):
             response = item.response
             names = judge(spec, response.status, response.headers, response.body, not opts.ctx_skip_validation)
-            RECORDER.tally(names)
+            RECORDER.tally(names, self.scenario)
             fire(
                 request_type="PIPE",
-                name=scenarios.request_name(spec.kind, pipelined=True),
+                name=scenarios.request_name(spec.kind, pipelined=True, scenario=self.scenario if self.tagged else None),
                 response_time=item.elapsed_ms,
                 response_length=len(response.body),
                 response=response,
-                context={},
+                context={"scenario": self.scenario},
                 exception=LeakFound(message(names)) if names else None,
             )

@@ -40,9 +40,15 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
+def _buckets() -> dict[str, Bucket]:
+    return {name: Bucket() for name in (WARMUP, MEASURED, AFTER)}
+
+
 @dataclass
 class Recorder:
-    buckets: dict[str, Bucket] = field(default_factory=lambda: {name: Bucket() for name in (WARMUP, MEASURED, AFTER)})
+    buckets: dict[str, Bucket] = field(default_factory=_buckets)
+    # the same counts per scenario (requests tagged with context={"scenario": ...}); latencies only in `buckets`
+    by_scenario: dict[str, dict[str, Bucket]] = field(default_factory=dict)
     window_start: float | None = None  # time.time() when measurement starts (after the warm-up)
     window_end: float | None = None
     cpu_at_start: float | None = None
@@ -53,27 +59,45 @@ class Recorder:
         self.window_start = time.time() + warmup_s
         self.settings = settings
 
-    def _bucket(self) -> Bucket:
+    def _phase(self) -> str:
         if self.window_end is not None:
-            return self.buckets[AFTER]
+            return AFTER
         if self.window_start is None or time.time() < self.window_start:
-            return self.buckets[WARMUP]
+            return WARMUP
         if self.cpu_at_start is None:
             self.cpu_at_start = cpu_seconds()  # first request of the window: the CPU clock starts here
             self.window_start = time.time()
-        return self.buckets[MEASURED]
+        return MEASURED
 
-    def on_request(self, response_time: float, exception: BaseException | None = None, **_: object) -> None:
+    def _scenario_bucket(self, scenario: str | None, phase: str) -> Bucket | None:
+        if scenario is None:
+            return None
+        return self.by_scenario.setdefault(scenario, _buckets())[phase]
+
+    def on_request(
+        self,
+        response_time: float,
+        exception: BaseException | None = None,
+        context: dict | None = None,
+        **_: object,
+    ) -> None:
         """Locust request listener: response_time is locust's unrounded float of milliseconds."""
-        bucket = self._bucket()
-        bucket.requests += 1
-        bucket.failed_requests += exception is not None
-        if bucket is self.buckets[MEASURED]:
-            bucket.latencies_ms.append(response_time)
+        phase = self._phase()
+        scenario_bucket = self._scenario_bucket((context or {}).get("scenario"), phase)
+        for bucket in (self.buckets[phase], scenario_bucket):
+            if bucket is not None:
+                bucket.requests += 1
+                bucket.failed_requests += exception is not None
+        if phase == MEASURED:
+            self.buckets[MEASURED].latencies_ms.append(response_time)
 
-    def tally(self, names: list[str]) -> None:
+    def tally(self, names: list[str], scenario: str | None = None) -> None:
         """Every failing checkpoint.field of one response (locust keeps only one message per request)."""
-        self._bucket().failures.update(names)
+        phase = self._phase()
+        self.buckets[phase].failures.update(names)
+        scenario_bucket = self._scenario_bucket(scenario, phase)
+        if scenario_bucket is not None:
+            scenario_bucket.failures.update(names)
 
     def finish(self) -> None:
         if self.window_end is None:
@@ -89,6 +113,10 @@ class Recorder:
             "settings": self.settings,
             "window": {"start": self.window_start, "end": self.window_end, "cpu_s": window_cpu},
             "buckets": {name: bucket.as_dict(name == MEASURED) for name, bucket in self.buckets.items()},
+            "by_scenario": {
+                scenario: {name: bucket.as_dict(False) for name, bucket in buckets.items()}
+                for scenario, buckets in sorted(self.by_scenario.items())
+            },
         }
 
     def write(self, prefix: str) -> Path:

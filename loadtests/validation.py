@@ -5,20 +5,33 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from apps.checker import classify, failures
+from apps.checker import failures
+from apps.observability import TraceLog
+from apps.observability import judge as judge_response
 from apps.traffic import RequestSpec
 
 NOT_JSON = "body:not-json"
+# Trace ids this load-client process has seen: a span joining another request's trace is caught across responses.
+TRACES = TraceLog()
 
 
 def status_failure(status: int) -> str:
     return f"status:{status}"
 
 
-def judge(spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes, validate: bool = True) -> list[str]:
+def judge(
+    spec: RequestSpec,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    validate: bool = True,
+    traces: TraceLog | None = None,
+) -> list[str]:
     """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged.
 
     `validate=False` checks the status only: the client's cost without the leak checker (`--ctx-skip-validation`).
+    A variant that reports its server span or its error event has them judged too (`span.*`, `event.*`), against
+    `traces` (default: this process's).
     """
     if status != 200:
         return [status_failure(status)]
@@ -30,7 +43,8 @@ def judge(spec: RequestSpec, status: int, headers: Mapping[str, str], body: byte
         return [NOT_JSON]
     if not isinstance(data, dict):
         return [NOT_JSON]
-    return failures(classify(spec.sent, headers, data))
+    traces = TRACES if traces is None else traces
+    return failures(judge_response(spec.sent, spec.traceparent, headers, data, traces))
 
 
 def message(names: list[str]) -> str:

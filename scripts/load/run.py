@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import importlib.metadata
 import math
 import subprocess
 import sys
@@ -70,12 +72,14 @@ def percentiles(latencies: list[float]) -> dict[str, float | None]:
     return result
 
 
-def merge(records: list[dict], buckets: tuple[str, ...]) -> dict[str, object]:
+def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = None) -> dict[str, object]:
+    """Counts over the given phases of every process's record (of one scenario's share, when given)."""
     failures: Counter[str] = Counter()
     requests = failed = 0
     for record in records:
-        for name in buckets:
-            bucket = record["buckets"][name]
+        phases = record["buckets"] if scenario is None else record.get("by_scenario", {}).get(scenario)
+        for name in buckets if phases else ():
+            bucket = phases[name]
             requests += bucket["requests"]
             failed += bucket["failed_requests"]
             failures.update(bucket["failures"])
@@ -187,14 +191,49 @@ def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[st
             "exit_code": generator.returncode,
             "totals": locust_totals(generator.workdir / "locust.json"),
         },
+        "server": server_identity(spec.config, server.command),
         "commands": {"server": server.command, "generator": generator.command},
     }
+
+
+def server_identity(config: ServerConfig, command: list[str]) -> dict[str, object]:
+    """What served the run: kind, label, the server package's version, the exact command line."""
+    try:
+        version = importlib.metadata.version(config.server.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {"kind": config.kind, "label": config.label, "version": version, "command": command}
+
+
+def split_by_scenario(result: dict[str, object], records: list[dict]) -> list[dict[str, object]]:
+    """One result per scenario of an EACH run: its own counts, the shared window, server and environment.
+
+    Per-request CPU and latency percentiles belong to the whole run (the scenarios shared the server and the
+    generator), so the per-scenario results leave them out rather than attribute them.
+    """
+    scenarios_seen = sorted({name for record in records for name in record.get("by_scenario", {})})
+    seconds = result["window"]["seconds"]
+    cells = []
+    for scenario in scenarios_seen:
+        cell = copy.deepcopy(result)
+        measured = merge(records, ("measured",), scenario)
+        cell["run"]["scenario"] = scenario
+        cell["run"]["driven_with"] = scenarios.EACH  # one generator drove every scenario at once
+        cell["requests"] = measured["requests"]
+        cell["rps"] = measured["requests"] / seconds if seconds > 0 else None
+        cell["latency_ms"] = percentiles([])
+        cell["failures_measured"] = measured
+        cell["failures_total"] = merge(records, ("warmup", "measured", "after"), scenario)
+        cell["cpu"]["server_us_per_request"] = None
+        cell["cpu"]["client_us_per_request"] = None
+        cells.append(cell)
+    return cells
 
 
 def execute(spec: RunSpec) -> dict[str, object]:
     """Serve, drive, measure, stop everything by PID, prove nothing is left. The caller holds the machine lock."""
     variant = registry.get(spec.variant)
-    if spec.scenario not in scenarios.SCENARIOS:
+    if spec.scenario not in (*scenarios.SCENARIOS, scenarios.EACH):
         raise ValueError(f"unknown scenario {spec.scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
@@ -207,7 +246,8 @@ def execute(spec: RunSpec) -> dict[str, object]:
                     generator.wait()
             finally:
                 generator.stop()  # before the server: a generator never outlives what it drives
-        window = window_of(generator.records())
+        records = generator.records()
+        window = window_of(records)
         result = result_of(spec, generator, server, sampler.between(*window), window)
     started = server.seen.keys() | set(generator.pids)
     result["processes"] = {
@@ -215,7 +255,14 @@ def execute(spec: RunSpec) -> dict[str, object]:
         "left_behind": sorted(pid for pid in started if psutil.pid_exists(pid) and _alive(pid)),
     }
     result["environment"] = describe(spec.as_dict())
+    if spec.scenario == scenarios.EACH:
+        result["cells"] = split_by_scenario(result, records)
     return result
+
+
+def cells_of(result: dict[str, object]) -> list[dict[str, object]]:
+    """The results to save: the run itself, or one per scenario when it drove every scenario at once."""
+    return result.get("cells") or [result]
 
 
 def _alive(pid: int) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from loadtests import scenarios
+
 HOST = "127.0.0.1"  # the only address that ever receives load
 
 # Two cores here: the server gets the last one, the load generator (and this orchestrator) the others.
@@ -22,8 +24,9 @@ USERS = 8
 DURATION_S = 10.0
 WARMUP_S = 2.0
 
-# the quick leak hunt (`make sweep`): every variant x scenario x LEAK_HUNT configs
-QUICK_USERS = 8
+# the quick leak hunt (`make sweep`): every variant x LEAK_HUNT config, every scenario at once (scenarios.EACH)
+QUICK_USERS_PER_SCENARIO = 2  # each user is one keep-alive connection; a leak shows on any one of them
+QUICK_USERS = QUICK_USERS_PER_SCENARIO * len(scenarios.SCENARIOS)
 QUICK_DURATION_S = 1.5
 QUICK_WARMUP_S = 0.5
 

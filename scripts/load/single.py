@@ -1,9 +1,10 @@
-"""One orchestrated load run (`make load`): pinned uvicorn + locust, bounded, one JSON under results/load/."""
+"""One orchestrated load run (`ctxbench load`): a pinned server of any kind + locust, bounded, JSON in results/load/."""
 
 from __future__ import annotations
 
 import argparse
 
+from apps import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
 from scripts.load import run as loadrun
@@ -12,13 +13,22 @@ from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", required=True)
+    parser.add_argument("--variant", required=True, choices=[variant.name for variant in registry.VARIANTS])
     parser.add_argument("--users", type=int, default=USERS)
     parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds sent but not measured")
-    parser.add_argument("--scenario", choices=scenarios.SCENARIOS, default=scenarios.DEFAULT_SCENARIO)
     parser.add_argument(
-        "--server", default=serverconfig.DEFAULT.label, help="e.g. asyncio-h11, uvloop-httptools-reset-w2"
+        "--scenario",
+        choices=(*scenarios.SCENARIOS, scenarios.EACH),
+        default=scenarios.DEFAULT_SCENARIO,
+        help=f"{scenarios.EACH}: every scenario at once, one result file per scenario",
+    )
+    parser.add_argument(
+        "--server",
+        default=serverconfig.DEFAULT.label,
+        choices=list(serverconfig.BY_LABEL),
+        metavar="LABEL",
+        help="server configuration: " + ", ".join(serverconfig.BY_LABEL),
     )
     parser.add_argument("--rate", type=float, default=0.0, help="total fixed rate (requests/s); 0 = closed loop")
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
@@ -32,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args.users,
         args.duration,
         args.warmup,
-        serverconfig.parse(args.server),
+        serverconfig.get(args.server),
         rate_per_s=args.rate,
         validate=not args.no_validation,
         processes=args.processes,
@@ -40,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     )
     with exclusive_run():
         result = loadrun.execute(spec)
-    path = loadrun.save(result)
-    print(loadrun.one_line(result))
-    print(f"written {path}")
+    for cell in loadrun.cells_of(result):
+        path = loadrun.save(cell)
+        print(loadrun.one_line(cell))
+        print(f"written {path}")
     return 0 if not result["processes"]["left_behind"] else 1

@@ -1,6 +1,7 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
-quick    every variant x every scenario x serverconfig.LEAK_HUNT, a few seconds each (about 11 minutes)
+quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
+         configuration drive every scenario at once, one result per scenario (about 20 minutes)
 full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side): cost
@@ -58,7 +59,10 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
         yield from client_plan()
         return
     if mode == QUICK:
-        cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in chosen_scenarios]
+        # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
+        # starting them per cell cost more than the cells. The saved results are still one per scenario.
+        each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
+        cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
         duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
     elif mode == FULL:
         cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.FULL for s in chosen_scenarios]
@@ -98,8 +102,9 @@ def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
         try:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
                 result = loadrun.execute(spec)
-            path = loadrun.save(result)
-            print(f"{progress(done, len(specs), started)}  {loadrun.one_line(result)}  -> {path.name}", flush=True)
+            for cell in loadrun.cells_of(result):
+                path = loadrun.save(cell)
+                print(f"{progress(done, len(specs), started)}  {loadrun.one_line(cell)}  -> {path.name}", flush=True)
         except RuntimeError as error:  # one broken run must not lose the rest of the sweep
             errors += 1
             print(f"{progress(done, len(specs), started)}  ERROR {spec.variant} {spec.scenario}: {error}", flush=True)

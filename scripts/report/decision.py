@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -99,13 +98,13 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
     return found
 
 
-def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str]]:
+def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str | None]]:
     """(variant, place, failure counts, the same place with --reset-contextvars) per leak-grid cell."""
     places = []
     for cell in (load or {}).get("leak_grid", []):
-        config = serverconfig.parse(cell["server"])
-        twin = dataclasses.replace(config, reset_contextvars=True).label
-        place, twin_place = (f"{LOAD}{cell['scenario']} on {label}" for label in (config.label, twin))
+        twin = serverconfig.get(cell["server"]).twin
+        place = f"{LOAD}{cell['scenario']} on {cell['server']}"
+        twin_place = f"{LOAD}{cell['scenario']} on {twin}" if twin else None
         places.append((cell["variant"], place, cell["failures"], twin_place))
     return places
 
