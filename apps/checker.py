@@ -28,21 +28,28 @@ class Sent:
     tenant_id: str | None
 
 
-def _judge(expected: str | None, seen: str | None) -> str:
+def judge_value(expected: str | None, seen: str | None) -> str:
+    """One field: `ok` if it is this request's value, `lost` if nothing was seen, `leak` if something else was."""
     if seen == expected:
         return OK
     return LOST if seen is None else LEAK
+
+
+def expected_values(sent: Sent, headers: Mapping[str, str]) -> dict[str, str | None]:
+    """What every checkpoint should see: the sent identity, the request id taken from the echo when none was sent."""
+    echoed = {name.lower(): value for name, value in headers.items()}.get(REQUEST_ID_HEADER.lower())
+    return {
+        "request_id": sent.request_id if sent.request_id is not None else echoed,
+        "user_id": sent.user_id,
+        "tenant_id": sent.tenant_id,
+    }
 
 
 def classify(sent: Sent, headers: Mapping[str, str], body: Mapping) -> Verdicts:
     """Verdict per checkpoint and field for one 200 item response (`ok`, `lost` or `leak`)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     echoed = lowered.get(REQUEST_ID_HEADER.lower())
-    expected = {
-        "request_id": sent.request_id if sent.request_id is not None else echoed,
-        "user_id": sent.user_id,
-        "tenant_id": sent.tenant_id,
-    }
+    expected = expected_values(sent, headers)
     observed = body.get("observed") or {}
     verdicts: Verdicts = {}
     for checkpoint in CHECKPOINTS:
@@ -50,8 +57,8 @@ def classify(sent: Sent, headers: Mapping[str, str], body: Mapping) -> Verdicts:
         if checkpoint == ENTRY:
             verdicts[checkpoint] = {f: OK if seen.get(f) is None else LEAK for f in FIELDS}
         else:
-            verdicts[checkpoint] = {f: _judge(expected[f], seen.get(f)) for f in FIELDS}
-    verdicts[AUDIT] = {f: _judge(expected[f], lowered.get(AUDIT_HEADERS[f].lower()) or None) for f in FIELDS}
+            verdicts[checkpoint] = {f: judge_value(expected[f], seen.get(f)) for f in FIELDS}
+    verdicts[AUDIT] = {f: judge_value(expected[f], lowered.get(AUDIT_HEADERS[f].lower()) or None) for f in FIELDS}
     crossed = echoed != expected["request_id"] or body.get("request_id") != expected["request_id"]
     verdicts[RESPONSE] = {"request_id": LEAK if crossed or expected["request_id"] is None else OK}
     return verdicts

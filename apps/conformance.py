@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from apps import inprocess, registry, traffic
-from apps.checker import classify, tally
+from apps import inprocess, observability, registry, traffic
+from apps.checker import tally
 
 REQUESTS_PER_SCENARIO = 600  # at least 500: a third anonymous, GET/POST/stream interleaved
 
@@ -28,7 +28,11 @@ def verdicts(
     statuses = Counter(reply.status for reply in replies)
     if set(statuses) != {200}:
         raise NonOkStatus(f"{variant.name} under {scenario}: statuses {dict(statuses)}")
-    return tally(classify(spec.sent, reply.headers, reply.json()) for spec, reply in zip(specs, replies, strict=True))
+    traces = observability.TraceLog()  # one run: a trace id the client did not send may appear once
+    return tally(
+        observability.judge(spec.sent, spec.traceparent, reply.headers, reply.json(), traces)
+        for spec, reply in zip(specs, replies, strict=True)
+    )
 
 
 def problems(variant: registry.Variant, found: Counter[str] | set[str], expected: frozenset[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ KINDS = (GET, POST, STREAM)
 ANONYMOUS_SHARE = 1 / 3  # share of requests sent without X-User-ID
 SMALL_BODY_BYTES = 1024  # POST body in the default mix
 LARGE_BODY_BYTES = 256 * 1024  # POST body of the large-body load scenario: bigger than a server's read buffer
+TRACEPARENT_HEADER = "traceparent"  # W3C Trace Context: a client that is itself traced sends its span as the parent
+TRACEPARENT_SHARE = 1 / 3  # share of requests that carry a traceparent (a fresh trace id each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class RequestSpec:
     body_size: int = 0
     fail: bool = False
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    traceparent: str | None = None  # `00-<trace id>-<parent span id>-01`, or None: the client sends no trace
 
     @property
     def method(self) -> str:
@@ -59,6 +63,8 @@ class RequestSpec:
             USER_ID_HEADER: self.sent.user_id,
             TENANT_ID_HEADER: self.sent.tenant_id,
         }
+        if self.traceparent is not None:
+            sent[TRACEPARENT_HEADER] = self.traceparent
         return {name: value for name, value in sent.items() if value is not None} | dict(self.extra_headers)
 
     def body(self) -> bytes:
@@ -70,8 +76,36 @@ def identity(prefix: str, seq: int, anonymous: bool) -> Sent:
     return Sent(f"{prefix}-r{seq}", None if anonymous else f"{prefix}-u{seq}", f"{prefix}-t{seq}")
 
 
-def request(kind: str, prefix: str, seq: int, anonymous: bool, body_size: int = SMALL_BODY_BYTES) -> RequestSpec:
-    return RequestSpec(kind, f"item{seq}", identity(prefix, seq, anonymous), body_size if kind == POST else 0)
+def traceparent(prefix: str, seq: int) -> str:
+    """A fresh W3C traceparent for this request: trace and parent span ids derived from its unique identity."""
+    digest = hashlib.blake2b(f"{prefix}-{seq}".encode(), digest_size=24).hexdigest()
+    return f"00-{digest[:32]}-{digest[32:48]}-01"
+
+
+def carries_traceparent(prefix: str, seq: int, share: float = TRACEPARENT_SHARE) -> bool:
+    """Whether this request sends a traceparent: decided by its identity, so every client (tests, load, benchmarks)
+    picks the same share without a random generator of its own (which would shift the anonymous choices)."""
+    digest = hashlib.blake2b(f"traced:{prefix}-{seq}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") < share * 2**32
+
+
+def request(
+    kind: str,
+    prefix: str,
+    seq: int,
+    anonymous: bool,
+    body_size: int = SMALL_BODY_BYTES,
+    traced: bool | None = None,
+) -> RequestSpec:
+    """One request with unique identity; `traced` None: a traceparent for TRACEPARENT_SHARE of requests."""
+    traced = carries_traceparent(prefix, seq) if traced is None else traced
+    return RequestSpec(
+        kind,
+        f"item{seq}",
+        identity(prefix, seq, anonymous),
+        body_size if kind == POST else 0,
+        traceparent=traceparent(prefix, seq) if traced else None,
+    )
 
 
 def mix(
