@@ -10,6 +10,7 @@ from starlette.types import ASGIApp
 
 from apps.checker import LEAK, LOST
 from apps.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
+from apps.observability import EVENT, SPAN, SPAN_FIELDS
 
 RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
 # How the context travels; the first three are the rows of the propagation matrix (scripts/matrix/app.py).
@@ -24,8 +25,9 @@ KEEPALIVE_READS = "keepalive_reads"  # ... inside the context of its last body r
 SCENARIOS = (CONCURRENT, KEEPALIVE, KEEPALIVE_READS)
 CHAINED = (KEEPALIVE, KEEPALIVE_READS)  # one connection: what uvicorn's --reset-contextvars changes
 
-ORDERED_POINTS = (*CHECKPOINTS, AUDIT)
-DOWNSTREAM = tuple(point for point in ORDERED_POINTS if point != ENTRY)
+# The extra points only the observability variants report (their server span, their error event) come last.
+ORDERED_POINTS = (*CHECKPOINTS, AUDIT, SPAN, EVENT)
+DOWNSTREAM = tuple(point for point in (*CHECKPOINTS, AUDIT) if point != ENTRY)
 
 
 def failing(points: tuple[str, ...], verdict: str, fields: tuple[str, ...] = FIELDS) -> frozenset[str]:
@@ -36,6 +38,8 @@ def failing(points: tuple[str, ...], verdict: str, fields: tuple[str, ...] = FIE
 ENTRY_LEAK = failing((ENTRY,), LEAK)
 USER_TENANT = ("user_id", "tenant_id")
 NONE: frozenset[str] = frozenset()
+# Set-only for the user: a request that starts in another's context keeps that request's user unless it has its own.
+USER_LEAKS_DOWNSTREAM = ENTRY_LEAK | failing(DOWNSTREAM, LEAK, ("user_id",))
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_conditional",
         PITFALL,
         "The user ContextVar is set only for authenticated requests and never cleared (a set-only design).",
-        expected=expect(NONE, ENTRY_LEAK | failing(DOWNSTREAM, LEAK, ("user_id",))),
+        expected=expect(NONE, USER_LEAKS_DOWNSTREAM),
     ),
     Variant(
         "global_state",
@@ -162,6 +166,50 @@ VARIANTS: tuple[Variant, ...] = (
         "structlog's contextvars, cleared and bound per request by a pure ASGI middleware.",
         library="structlog",
         expected=expect(NONE, ENTRY_LEAK),
+    ),
+    # The three observability libraries keep per-request state in ContextVars and set the user only for
+    # authenticated requests, as real apps do. On one connection a request starts in the previous one's context
+    # (see README "Why it matters"), so each of them leaks: what they hold at entry, and the previous request's user
+    # into an anonymous request. That is what the libraries do, registered as observed.
+    Variant(
+        "sentry_scope",
+        LIBRARY,
+        "sentry-sdk (Starlette/FastAPI integrations, tracing on, in-memory transport): `set_tag` per request, "
+        "`set_user` when authenticated. Does more work than the others (an SDK transaction and an event per request).",
+        mechanism=MUTABLE_IN_CONTEXTVAR,
+        library="sentry-sdk",
+        # Sentry's ASGI middleware marks "already applied" in a ContextVar and clears the mark in `finally`: a
+        # request started inside the previous one's send sees the mark, skips Sentry's middleware, and runs in the
+        # previous request's isolation scope with no transaction of its own (audit: lost); an anonymous request
+        # there reports the previous user, on its error event too.
+        expected=expect(
+            NONE,
+            ENTRY_LEAK
+            | failing(tuple(point for point in DOWNSTREAM if point != AUDIT), LEAK, ("user_id",))
+            | failing((EVENT,), LEAK, ("user_id",))
+            | failing((AUDIT,), LOST),
+        ),
+    ),
+    Variant(
+        "otel_baggage",
+        LIBRARY,
+        "opentelemetry-instrumentation-fastapi with an in-memory span exporter; the identity as baggage set by a pure "
+        "ASGI middleware. Does more work than the others (spans per request, exported to memory).",
+        library="opentelemetry",
+        # The instrumentation makes a SERVER span from the request's traceparent only when no span is current; a
+        # request started inside the previous one's send has that request's span current, so it gets an INTERNAL
+        # child of it: it joins the previous request's trace and ignores its own traceparent.
+        expected=expect(NONE, USER_LEAKS_DOWNSTREAM | failing((SPAN,), LEAK, SPAN_FIELDS)),
+    ),
+    Variant(
+        "loguru_contextualize",
+        LIBRARY,
+        "loguru's `logger.contextualize()` in a pure ASGI middleware and a sink capturing `extra`. Does more work "
+        "than the others (a loguru record and a sink call per log line).",
+        library="loguru",
+        # contextualize() merges into what the context already holds: the previous request's user stays for an
+        # anonymous request started in its context.
+        expected=expect(NONE, USER_LEAKS_DOWNSTREAM),
     ),
 )
 
