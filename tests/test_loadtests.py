@@ -112,7 +112,7 @@ def test_pipelining_catches_the_entry_leak_that_reset_contextvars_prevents() -> 
     names = leaky["failures_total"]["failures"]
     assert names and all(name.startswith("entry.") and name.endswith(":leak") for name in names)
     assert leaky["locust"]["exit_code"] not in (0, None)
-    fresh = headless("contextvar_asgi", scenarios.PIPELINE, serverconfig.ServerConfig(reset_contextvars=True))
+    fresh = headless("contextvar_asgi", scenarios.PIPELINE, serverconfig.UVLOOP_HTTPTOOLS_RESET)
     assert fresh["failures_total"]["failures"] == {}
     assert fresh["locust"]["exit_code"] == 0
 
