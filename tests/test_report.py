@@ -36,6 +36,9 @@ def bench_row(variant: str, median: float, added: float | None, verdict: str) ->
 def bench_fixture() -> dict:
     apps = [bench_row("baseline", 100.0, None, "")]
     apps += [bench_row(v.name, 100.0 + 1 + i, 1.0 + i, "slower") for i, v in enumerate(registry.VARIANTS[1:])]
+    for row in apps:  # the fixture's cheapest immune approaches are request_state and explicit
+        if row["variant"] == "contextvar_isolated":
+            row.update(bench_row("contextvar_isolated", 150.0, 50.0, "slower"))
     return {"environment": ENV, "timer": "time.process_time", "apps": apps, "aa": [],
             "significance": {"rule": "fixture", "min_effect_pct": 2.0, "z": 2.0}, "targets": [], "primitives": [],
             "depth": [], "depth_per_layer_us": {}}  # fmt: skip
@@ -118,3 +121,39 @@ def test_failures_that_are_not_leaks_are_reported_not_dropped(tmp_path: Path) ->
     row = rows_by_name(root)["request_state"]
     assert row.verdict == decision.IMMUNE  # a 500 is no leak, but the reader must see it
     assert "other failures (status, transport): 2" in decision.where_failed(row.outcome)
+
+
+def grid_cell(variant: str, server: str, leak: dict[str, int] | None = None, lost: int = 0) -> dict:
+    failures = dict(leak or {}) | ({"audit.user_id:lost": lost} if lost else {})
+    return {"variant": variant, "category": "fixture", "scenario": "pipeline", "server": server, "runs": 1,
+            "requests": 100, "failed_requests": 0, "leak": sum((leak or {}).values()), "lost": lost, "other": 0,
+            "failures": failures}  # fmt: skip
+
+
+def test_per_server_verdicts_follow_the_cells_and_name_the_fixing_setting() -> None:
+    entry = {"entry.user_id:leak": 4}
+    downstream = {"service.user_id:leak": 4}
+    load = {
+        "leak_grid": [
+            grid_cell("contextvar_asgi", "uvloop-httptools", entry),
+            grid_cell("contextvar_asgi", "uvloop-httptools-reset"),
+            grid_cell("contextvar_asgi", "daphne", entry),
+            grid_cell("contextvar_conditional", "gunicorn-uvicorn", downstream),
+            grid_cell("contextvar_conditional", "gunicorn-uvicorn-reset", downstream),
+            grid_cell("baseline", "granian", lost=7),
+            grid_cell("explicit", "granian"),
+        ]
+    }
+    verdicts = decision.per_server(load)
+    fixed = verdicts[("contextvar_asgi", "uvicorn")]
+    assert (fixed.verdict, fixed.setting) == (decision.CORRECT_WITH, "--reset-contextvars")
+    assert verdicts[("contextvar_asgi", "daphne")].verdict == decision.STALE_AT_ENTRY  # daphne has no setting
+    assert verdicts[("contextvar_conditional", "gunicorn")].verdict == decision.LEAKS  # its twin leaked too
+    assert verdicts[("baseline", "granian")].verdict == decision.LOSES
+    assert verdicts[("explicit", "granian")].verdict == decision.CORRECT
+    assert ("explicit", "uvicorn") not in verdicts
+    assert decision.server_kinds(load) == ["uvicorn", "gunicorn", "granian", "daphne"]
+
+
+def test_a_variant_without_any_result_is_not_called_correct() -> None:
+    assert decision.classify(decision.Outcome()) == decision.NOT_RUN

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 
 from apps import registry
 from scripts.common.results import CHARTS_DIR
+from scripts.load.servers import BY_LABEL
 
 THROUGHPUT_CHART, COST_CHART, LEAK_CHART = "load_throughput.png", "load_cost.png", "load_leaks.png"
 THROUGHPUT_SCENARIO = "get"
@@ -73,30 +74,44 @@ def cost_chart(summary: dict) -> Path | None:
     return _save(figure, COST_CHART)
 
 
+SCENARIO_MARKS = {"get": "g", "post": "b", "stream": "s", "pipeline": "p", "mix": "m"}  # b: large request bodies
+
+
 def leak_chart(summary: dict) -> Path | None:
+    """Variant × server configuration: leaked values over every scenario (colour, log scale) and which scenarios."""
     grid = summary["leak_grid"]
     if not grid:
         return None
-    order = [v.name for v in registry.VARIANTS]
-    variants = [v for v in order if any(cell["variant"] == v for cell in grid)]
-    columns = sorted({(cell["scenario"], cell["server"]) for cell in grid}, key=lambda c: (c[1], c[0]))
-    cells = {(cell["variant"], cell["scenario"], cell["server"]): cell for cell in grid}
-    figure, axes = plt.subplots(1, 2, figsize=(max(12, len(columns) * 1.3), 0.45 * len(variants) + 3))
-    for axis, verdict, colours in ((axes[0], "leak", "Reds"), (axes[1], "lost", "Blues")):
-        values = [[cells.get((v, *c), {}).get(verdict) for c in columns] for v in variants]
-        shade = [[math.log10(1 + x) if x is not None else float("nan") for x in row] for row in values]
-        top = max((x for row in shade for x in row if not math.isnan(x)), default=0.0) or 1.0
-        axis.imshow(shade, cmap=colours, aspect="auto", vmin=0, vmax=top)
-        for y, row in enumerate(values):
-            for x, value in enumerate(row):
-                requests = cells.get((variants[y], *columns[x]), {}).get("requests", 0)
-                text = "-" if value is None else f"{value}\n/{requests}"
-                dark = not math.isnan(shade[y][x]) and shade[y][x] > top * 0.6  # white text on dark cells
-                axis.text(x, y, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
-        axis.set_xticks(range(len(columns)), [f"{s}\n{server}" for s, server in columns], fontsize=7, rotation=90)
-        axis.set_yticks(range(len(variants)), variants if verdict == "leak" else [], fontsize=8)
-        axis.set_title(f"{verdict}: failing checkpoint.field values / requests (colour: log scale)")
-    figure.suptitle("Leak hunt on a real uvicorn: 0 everywhere in a row means that approach was never caught")
+    variants = [v.name for v in registry.VARIANTS if any(cell["variant"] == v.name for cell in grid)]
+    servers = [label for label in BY_LABEL if any(cell["server"] == label for cell in grid)]
+    by_cell: dict[tuple[str, str], list[dict]] = {}
+    for cell in grid:
+        by_cell.setdefault((cell["variant"], cell["server"]), []).append(cell)
+    figure, axis = plt.subplots(figsize=(max(10, 0.9 * len(servers) + 3), 0.42 * len(variants) + 2.5))
+    values = [[sum(c["leak"] for c in by_cell.get((v, s), [])) for s in servers] for v in variants]
+    shade = [[math.log10(1 + x) for x in row] for row in values]
+    top = max((x for row in shade for x in row), default=0.0) or 1.0
+    axis.imshow(shade, cmap="Reds", aspect="auto", vmin=0, vmax=top)
+    for y, variant in enumerate(variants):
+        for x, server in enumerate(servers):
+            cells = by_cell.get((variant, server))
+            if not cells:
+                text = "-"
+            else:
+                leaked = {c["scenario"] for c in cells if c["leak"]}
+                leaking = "".join(mark for name, mark in SCENARIO_MARKS.items() if name in leaked)
+                lost = "L" if any(c["lost"] for c in cells) else ""
+                text = " ".join(part for part in (leaking, lost) if part) or "0"
+            dark = shade[y][x] > top * 0.6  # white text on dark cells
+            axis.text(x, y, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    axis.set_xticks(range(len(servers)), servers, fontsize=8, rotation=60, ha="right")
+    axis.set_yticks(range(len(variants)), variants, fontsize=8)
+    marks = ", ".join(f"{mark} {name}" for name, mark in SCENARIO_MARKS.items())
+    axis.set_title(
+        "Leak hunt, every server configuration: colour = leaked values (log), letters = scenarios that leaked\n"
+        f"({marks}; L = context lost; 0 = nothing failed)",
+        fontsize=9,
+    )
     return _save(figure, LEAK_CHART)
 
 

@@ -4,14 +4,19 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 
 - `schema`, `files`: how many result files were read (`runs`: single runs, `side_rounds`).
 - `leak_grid`: one row per (variant, scenario, server) over every single run (any mode; warm-up included, since a
-  leak there is a leak too): `variant`, `category`, `scenario`, `server` (uvicorn config label, e.g.
-  `uvloop-httptools-reset`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`, `lost`,
+  leak there is a leak too): `variant`, `category`, `scenario`, `server` (server configuration label, e.g.
+  `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`, `lost`,
   `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name -> count, names
   as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+- `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
+  `total_requests`.
+- `server_cost`: the `servers` side-by-side rounds, or null: per (server label, variant) `server_us_per_request_median`,
+  `ratio_vs_baseline_median` [`ratio_min`–`ratio_max`] (baseline on the same server), `ratio_vs_default_baseline_median`
+  (baseline on uvicorn's default: the price of switching server), `rps_median`, with the A/A ratio.
 - `throughput`: closed-loop runs (`latency_model` == "closed-loop", tags quick/full/load), one row per (variant,
   scenario, server, users): `runs`, `rps_median`, `p50_ms_median`, `p99_ms_median`, `server_us_per_request_median`,
   `generator_bound_runs`. These runs ran one after another: their figures are not comparable between variants.
-- `cost`: the side-by-side rounds (`scripts.load.side`), or null if none: `rounds`, `scenario`, `server`,
+- `cost`: the `variants` side-by-side rounds (`scripts.load.side`), or null if none: `rounds`, `scenario`, `server`,
   `aa_ratio` {median, min, max} (baseline's second copy / baseline: the noise floor), `variants`: variant ->
   {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
 - `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
@@ -93,7 +98,12 @@ def throughput(runs: list[tuple[str, dict]]) -> list[dict]:
     return rows
 
 
+def _layout(round_: dict) -> str:
+    return round_.get("layout", "variants")  # rounds written before server kinds existed compared variants
+
+
 def cost(side: list[dict]) -> dict | None:
+    side = [round_ for round_ in side if _layout(round_) == "variants"]
     if not side:
         return None
     per_variant: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -120,6 +130,60 @@ def cost(side: list[dict]) -> dict | None:
             }
             for variant, values in sorted(per_variant.items())
         },
+    }
+
+
+def server_cost(side: list[dict]) -> dict | None:
+    """Per server label and variant: server CPU µs per request, its ratio to baseline on the same server and to
+    baseline on uvicorn's default (what switching costs), from the `servers` side-by-side rounds."""
+    side = [round_ for round_ in side if _layout(round_) == "servers"]
+    if not side:
+        return None
+    figures: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for round_ in side:
+        for slot, entry in round_["slots"].items():
+            if "#" not in slot and entry["server_us_per_request"] is not None:
+                figures[(entry["server"]["label"], entry["variant"])].append(entry)
+    aa = [round_["aa_ratio"] for round_ in side if round_["aa_ratio"] is not None]
+    rows = []
+    for (server, variant), entries in sorted(figures.items()):
+        same = [e["ratio_vs_baseline"] for e in entries if e["ratio_vs_baseline"] is not None]
+        default = [e["ratio_vs_default_baseline"] for e in entries if e["ratio_vs_default_baseline"] is not None]
+        rows.append(
+            {
+                "server": server,
+                "kind": entries[0]["server"]["kind"],
+                "version": entries[0]["server"]["version"],
+                "variant": variant,
+                "rounds": len(entries),
+                "server_us_per_request_median": median([e["server_us_per_request"] for e in entries]),
+                "ratio_vs_baseline_median": median(same),
+                "ratio_min": min(same, default=None),
+                "ratio_max": max(same, default=None),
+                "ratio_vs_default_baseline_median": median(default),
+                "rps_median": median([e["rps"] for e in entries]),
+            }
+        )
+    return {
+        "rounds": len(side),
+        "scenario": side[0]["scenario"],
+        "reference_server": side[0]["server"]["label"],
+        "users_per_slot": side[0]["users_per_variant"],
+        "aa_ratio": {"median": median(aa), "min": min(aa, default=None), "max": max(aa, default=None)},
+        "generator_bound_rounds": sum(round_["generator_bound"] for round_ in side),
+        "rows": rows,
+    }
+
+
+def clean_cells(grid: list[dict]) -> dict[str, object]:
+    """How many requests back the cells where nothing failed: a clean cell is only as strong as its traffic."""
+    clean = [cell["requests"] for cell in grid if not cell["leak"] and not cell["lost"] and not cell["other"]]
+    return {
+        "cells": len(grid),
+        "clean": len(clean),
+        "min_requests": min(clean, default=None),
+        "median_requests": median(clean),
+        "total_requests": sum(cell["requests"] for cell in grid),
     }
 
 
@@ -154,11 +218,14 @@ def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
 def summarize(directory: Path = LOAD_DIR) -> dict:
     """Read every result file, write summary.json atomically next to them, return it."""
     runs, side = load_results(directory)
+    grid = leak_grid(runs)
     newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
     summary = {
         "schema": 1,
         "files": {"runs": len(runs), "side_rounds": len(side)},
-        "leak_grid": leak_grid(runs),
+        "leak_grid": grid,
+        "clean_cells": clean_cells(grid),
+        "server_cost": server_cost(side),
         "throughput": throughput(runs),
         "cost": cost(side),
         "latency": latency(runs),

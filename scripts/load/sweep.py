@@ -5,6 +5,8 @@ quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and
 full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side): cost
+servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
+         and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
 """
 
@@ -34,8 +36,8 @@ from scripts.load.settings import (
     SIDE_WARMUP_S,
 )
 
-QUICK, FULL, LATENCY, SIDE, CLIENT = "quick", "full", "latency", "side", "client"
-MODES = (QUICK, FULL, LATENCY, SIDE, CLIENT)
+QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT = "quick", "full", "latency", "side", "servers", "client"
+MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT)
 LATENCY_DURATION_S = 6.0
 CLIENT_VARIANT = "contextvar_asgi"  # a full, all-ok response: the checker does its whole work on every one
 CLIENT_DURATION_S = 6.0
@@ -116,5 +118,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = tuple(args.scenario or scenarios.SCENARIOS)
     if args.mode == SIDE:
         return sweep_side.run_rounds(variants, args.dry_run)
+    if args.mode == SERVERS:
+        return sweep_side.run_rounds(variants, args.dry_run, sweep_side.SERVERS_LAYOUT)
     specs = plan(args.mode, variants, chosen)
     return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)

@@ -16,6 +16,7 @@ SAFE_WITH_RESET = "correct only with --reset-contextvars"
 STALE_AT_ENTRY = "stale context at entry"
 LEAKS = "leaks another request's data"
 LOSES = "loses context"
+NOT_RUN = "not run"
 NOT_CANDIDATES = (registry.CONTROL,)
 IN_PROCESS, LOAD = "in-process ", "load "  # how a place's name starts: where the failure counts came from
 
@@ -71,6 +72,8 @@ def leak_lost(counts: dict[str, int]) -> str:
 def classify(outcome: Outcome) -> str:
     """The worst leak found anywhere (told apart when a fresh Context removes it), then whether context was lost."""
     names = outcome.names()
+    if not outcome.where:
+        return NOT_RUN
     if not names:
         return IMMUNE
     parts = []
@@ -300,3 +303,114 @@ def _load_cost_cell(cost: dict | None) -> str:
     if cost.get("ratio_vs_baseline_median") is not None:
         text += f", {cost['ratio_vs_baseline_median']:.3f}× baseline [{cost['ratio_min']:.3f}–{cost['ratio_max']:.3f}]"
     return text + (f" (A/A {cost['aa_ratio']:.3f})" if cost.get("aa_ratio") else "")
+
+
+# --- Per server kind ------------------------------------------------------------------------------
+CORRECT = "correct"
+CORRECT_WITH = "correct with"  # followed by the setting
+SERVER_VERDICTS = (CORRECT, CORRECT_WITH, STALE_AT_ENTRY, LEAKS, LOSES, NOT_RUN)  # best first
+
+
+@dataclass(frozen=True)
+class ServerVerdict:
+    """What one approach does on one server kind, over every configuration of that kind the leak hunt ran."""
+
+    verdict: str  # one of SERVER_VERDICTS
+    setting: str | None  # the setting that makes it correct, for CORRECT_WITH
+    cells: int
+    failing_cells: int
+    leak: int
+    lost: int
+    requests: int
+
+    @property
+    def label(self) -> str:
+        return f"{CORRECT_WITH} {self.setting}" if self.verdict == CORRECT_WITH else self.verdict
+
+
+def server_kinds(load: dict | None) -> list[str]:
+    """The server kinds in the leak grid, in the order of servers.KINDS."""
+    seen = {serverconfig.get(cell["server"]).kind for cell in (load or {}).get("leak_grid", [])}
+    return [kind for kind in serverconfig.KINDS if kind in seen]
+
+
+def per_server(load: dict | None) -> dict[tuple[str, str], ServerVerdict]:
+    """(variant, server kind) -> verdict. A configuration with a fix counts only as the twin of a leaking default."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for cell in (load or {}).get("leak_grid", []):
+        cells.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), []).append(cell)
+    return {key: _server_verdict(group) for key, group in cells.items()}
+
+
+def _server_verdict(cells: list[dict]) -> ServerVerdict:
+    by_place = {(c["server"], c["scenario"]): c for c in cells}
+    defaults = [c for c in cells if serverconfig.get(c["server"]).fix is None]
+    failing = [c for c in defaults if c["leak"] or c["lost"]]
+    leaking = [c for c in defaults if c["leak"]]
+    setting = None
+    twins = [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in leaking]
+    fixed = all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
+    downstream = any(not n.startswith(f"{ENTRY}.") and n.endswith(":leak") for c in leaking for n in c["failures"])
+    if leaking and not fixed:  # leaking is worse than losing: it is reported first
+        verdict = LEAKS if downstream else STALE_AT_ENTRY
+    elif any(c["lost"] for c in defaults):
+        verdict = LOSES
+    elif leaking:
+        verdict = CORRECT_WITH
+        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins if twin}))
+    else:
+        verdict = CORRECT if defaults else NOT_RUN
+    return ServerVerdict(
+        verdict,
+        setting,
+        len(defaults),
+        len(failing),
+        sum(c["leak"] for c in defaults),
+        sum(c["lost"] for c in defaults),
+        sum(c["requests"] for c in defaults),
+    )
+
+
+def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
+    """The recommendation per server kind: correct, correct only with a setting, or leaking; the cheapest correct."""
+    verdicts = per_server(load)
+    kinds = server_kinds(load)
+    if not kinds:
+        return []
+    candidates = [row for row in rows if row.variant.category not in NOT_CANDIDATES]
+    lines = ["## Recommendation per server", ""]
+    for kind in kinds:
+        mine = {row.variant.name: verdicts.get((row.variant.name, kind)) for row in candidates}
+        correct = _by_cost([r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == CORRECT])
+        with_setting = _by_cost(
+            [r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == CORRECT_WITH]
+        )
+        bad = [
+            r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict in (STALE_AT_ENTRY, LEAKS)
+        ]
+        configs = sorted({c["server"] for c in (load or {}).get("leak_grid", []) if _kind(c["server"]) == kind})
+        parts = [f"**{kind}** ({', '.join(configs)}):"]
+        if correct:
+            parts.append(
+                f"cheapest correct: `{correct[0].variant.name}`{_cost_phrase(correct[0])}; correct: "
+                + ", ".join(f"`{r.variant.name}`" for r in correct)
+                + "."
+            )
+        else:
+            parts.append("no approach was correct on its default settings.")
+        if with_setting:
+            parts.append(
+                "Correct only with a setting: "
+                + ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].setting})" for r in with_setting)
+                + "."
+            )
+        if bad:
+            parts.append(
+                "Leak: " + ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].verdict})" for r in bad) + "."
+            )
+        lines += ["- " + " ".join(parts)]
+    return lines
+
+
+def _kind(label: str) -> str:
+    return serverconfig.get(label).kind
