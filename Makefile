@@ -9,9 +9,12 @@ VARIANT ?= contextvar_asgi
 USERS ?=
 DURATION ?=
 SCENARIO ?=
+SERVER ?=
 MODE ?=
+APP ?=
+ARGS ?=
 
-.PHONY: setup bench test lint verify load sweep matrix report readme clean
+.PHONY: setup bench test lint verify load sweep matrix report readme probe clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +44,8 @@ verify: setup
 	$(CLI) verify
 
 load: setup
-	$(CLI) load --variant $(VARIANT) $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO))
+	$(CLI) load --variant $(VARIANT) $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SERVER),--server $(SERVER))
 
 sweep: setup
 	$(CLI) sweep $(if $(MODE),--mode $(MODE))
@@ -54,6 +58,10 @@ report: setup
 
 readme: setup
 	$(CLI) readme
+
+# Is my app affected? make probe APP=module:app ARGS="--python ../svc/.venv/bin/python --app-dir ../svc"
+probe: setup
+	$(CLI) probe $(APP) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
