@@ -215,7 +215,7 @@ VARIANTS: tuple[Variant, ...] = (
 
 BY_NAME = MappingProxyType({variant.name: variant for variant in VARIANTS})
 SUPPORT_MODULES = frozenset(
-    {"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance", "workers"}
+    {"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance", "workers", "observability"}
 )
 
 
