@@ -17,7 +17,7 @@ from scripts.load import stats as loadstats
 from scripts.matrix import run as matrix
 from scripts.matrix.run import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
 from scripts.report import charts as reportcharts
-from scripts.report import decision
+from scripts.report import decision, observability
 
 SOURCES = {
     "verify": VERIFY_JSON,
@@ -316,6 +316,8 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         *decision.table_lines(table),
         "",
         *decision.limits_lines(table),
+        "",
+        *observability.section(sources),
         "",
         *_bench_section(sources["bench"]),
         "",
