@@ -157,3 +157,14 @@ def test_per_server_verdicts_follow_the_cells_and_name_the_fixing_setting() -> N
 
 def test_a_variant_without_any_result_is_not_called_correct() -> None:
     assert decision.classify(decision.Outcome()) == decision.NOT_RUN
+
+
+def test_observability_section_names_the_harm_and_where_it_was_zero() -> None:
+    from scripts.report import observability
+
+    leaked = grid_cell("sentry_scope", "uvloop-httptools", {"event.user_id:leak": 5, "entry.user_id:leak": 5})
+    load = {"leak_grid": [leaked, grid_cell("sentry_scope", "uvloop-httptools-reset")]}
+    text = "\n".join(observability.section({"load": load, "verify": None}))
+    assert "an anonymous request's error report carried another request's user | pipeline | 5 / 100" in text
+    assert "Nothing misattributed on: uvloop-httptools-reset." in text
+    assert observability.section({"load": {"leak_grid": [grid_cell("explicit", "daphne")]}}) == []
