@@ -109,7 +109,7 @@ def test_a_leak_whose_fresh_context_twin_is_clean_is_said_to_be_fixed_by_reset(t
     twin.update(leak=0, failed_requests=0, failures={})
     load["leak_grid"].append(twin)
     load_path.write_text(json.dumps(load))
-    assert rows_by_name(root)["explicit"].verdict == f"{decision.LEAKS} (none with --reset-contextvars)"
+    assert rows_by_name(root)["explicit"].verdict == f"{decision.LEAKS} (none with a fresh-Context setting)"
 
 
 def test_failures_that_are_not_leaks_are_reported_not_dropped(tmp_path: Path) -> None:

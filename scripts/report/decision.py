@@ -12,7 +12,7 @@ from scripts.load import servers as serverconfig
 from scripts.report import limits
 
 IMMUNE = "correct everywhere tried"
-SAFE_WITH_RESET = "correct only with --reset-contextvars"
+SAFE_WITH_RESET = "correct only with a fresh-Context setting"
 STALE_AT_ENTRY = "stale context at entry"
 LEAKS = "leaks another request's data"
 LOSES = "loses context"
@@ -80,7 +80,7 @@ def classify(outcome: Outcome) -> str:
     leaks = _leaks(names)
     fixed = outcome.leaks_fixed_by_reset()
     if any(not name.startswith(f"{ENTRY}.") for name in leaks):
-        parts.append(f"{LEAKS} (none with --reset-contextvars)" if fixed else LEAKS)
+        parts.append(f"{LEAKS} (none with a fresh-Context setting)" if fixed else LEAKS)
     elif leaks:
         parts.append(SAFE_WITH_RESET if fixed else STALE_AT_ENTRY)
     if any(name.endswith(":lost") for name in names):
@@ -102,7 +102,7 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
 
 
 def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str | None]]:
-    """(variant, place, failure counts, the same place with --reset-contextvars) per leak-grid cell."""
+    """(variant, place, failure counts, the same place with its fresh-Context setting, if any) per leak-grid cell."""
     places = []
     for cell in (load or {}).get("leak_grid", []):
         twin = serverconfig.get(cell["server"]).twin
@@ -168,9 +168,10 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
         lines += [
             "",
             "Correct below the context layer, but on a keep-alive connection the previous request's context is "
-            "visible at entry (to anything that runs before the context is set) on uvicorn's default settings. "
-            "Every cell where they leaked was also run with `--reset-contextvars` and leaked nothing there, so they "
-            "are correct with that flag: "
+            "visible at entry (to anything that runs before the context is set) on the servers' default settings. "
+            "Every cell where they leaked was also run with the server's fresh-Context setting (uvicorn's "
+            "`--reset-contextvars`, ctxbench's gunicorn reset worker) and leaked nothing there, so they are correct "
+            "with it: "
             + ", ".join(f"`{r.variant.name}`{_cost_phrase(r)}" for r in safe_with_reset)
             + ".",
         ]
@@ -178,7 +179,8 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
     if stale:
         lines += [
             "",
-            "Stale context at entry, and not every leaking cell had a clean `--reset-contextvars` twin: "
+            "Stale context at entry, and not every leaking cell had a clean fresh-Context twin (some servers have no "
+            "such setting; see the recommendation per server): "
             + ", ".join(f"`{r.variant.name}`" for r in stale)
             + ".",
         ]
