@@ -5,9 +5,9 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 - `schema`, `files`: how many result files were read (`runs`: single runs, `side_rounds`).
 - `leak_grid`: one row per (variant, scenario, server) over every single run (any mode; warm-up included, since a
   leak there is a leak too): `variant`, `category`, `scenario`, `server` (server configuration label, e.g.
-  `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`, `lost`,
-  `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name -> count, names
-  as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+  `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`,
+  `lost`, `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name ->
+  count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
 - `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
   `total_requests`.
 - `server_cost`: the `servers` side-by-side rounds, or null: per (server label, variant) `server_us_per_request_median`,
