@@ -240,8 +240,15 @@ def where_failed(outcome: Outcome) -> str:
         for place in load:
             scenario, server = place.split(" on ")
             by_server.setdefault(server, []).append(scenario)
+        all_scenarios = {p.removeprefix(LOAD).split(" on ")[0] for p in outcome.where if p.startswith(LOAD)}
+        by_scenarios: dict[tuple[str, ...], list[str]] = {}  # servers that failed on the same scenarios, together
+        for server, scenarios in by_server.items():
+            by_scenarios.setdefault(tuple(sorted(scenarios)), []).append(server)
         cells = sum(1 for place in outcome.where if place.startswith(LOAD))
-        servers = "; ".join(f"{', '.join(scenarios)} on {server}" for server, scenarios in by_server.items())
+        servers = "; ".join(
+            f"{'every scenario' if set(scenarios) == all_scenarios else ', '.join(scenarios)} on {', '.join(names)}"
+            for scenarios, names in by_scenarios.items()
+        )
         total = sum(load.values(), Counter())
         parts.append(f"load: {len(load)} of {cells} cells ({leak_lost(total)}): {servers}")
     leaks = _leaks(outcome.names())
