@@ -8,6 +8,8 @@ side     every variant's server at once on the server core, each with its own ge
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
          and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
+curves   baseline and the recommended approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
+         throughput and p50/p99 against concurrency (about 10 minutes)
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from scripts.load import servers as serverconfig
 from scripts.load import side as sweep_side
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
+    CURVES_DURATION_S,
+    CURVES_ROUNDS,
+    CURVES_USERS,
+    CURVES_WARMUP_S,
     FIXED_RATE_PER_S,
     FIXED_RATE_USERS,
     FULL_DURATION_S,
@@ -37,7 +43,8 @@ from scripts.load.settings import (
 )
 
 QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT = "quick", "full", "latency", "side", "servers", "client"
-MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT)
+CURVES = "curves"
+MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES)
 LATENCY_DURATION_S = 6.0
 CLIENT_VARIANT = "contextvar_asgi"  # a full, all-ok response: the checker does its whole work on every one
 CLIENT_DURATION_S = 6.0
@@ -56,9 +63,34 @@ def client_plan() -> Iterator[loadrun.RunSpec]:
             yield loadrun.RunSpec(*spec, validate=validate, tag=CLIENT)
 
 
+def curves_variants(variants: tuple[str, ...]) -> tuple[str, ...]:
+    """Baseline and the recommended approaches (of those asked for): the curves a reader compares."""
+    wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.RECOMMENDED}
+    return tuple(name for name in variants if name == "baseline" or name in wanted)
+
+
+def curves_plan(variants: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
+    """Every level in turn; within a level, rounds of every variant in an order rotated each round.
+
+    Interleaved within a level rather than level after level per variant: the points compared on one chart were
+    measured minutes apart at most, in every order. One locust process on one generator core: at 64 users it can be
+    the bottleneck, and each run says so (cpu.generator_bound), which the chart marks instead of hiding it (more
+    generator processes would only share the same core).
+    """
+    chosen = curves_variants(variants)
+    for level_index, users in enumerate(CURVES_USERS):
+        for round_index in range(CURVES_ROUNDS):
+            for variant in rotated(chosen, level_index * CURVES_ROUNDS + round_index):
+                spec = (variant, scenarios.GET, users, CURVES_DURATION_S, CURVES_WARMUP_S, serverconfig.DEFAULT)
+                yield loadrun.RunSpec(*spec, tag=CURVES)
+
+
 def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
     if mode == CLIENT:
         yield from client_plan()
+        return
+    if mode == CURVES:
+        yield from curves_plan(variants)
         return
     if mode == QUICK:
         # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
