@@ -30,25 +30,59 @@ def _save(figure: plt.Figure, name: str) -> Path:
 
 
 def throughput_chart(summary: dict) -> Path | None:
-    rows = [row for row in summary["throughput"] if row["scenario"] == THROUGHPUT_SCENARIO]
-    if not rows:
+    """Throughput and p50/p99 against users for baseline and the recommended approaches (`make sweep MODE=curves`).
+
+    Drawn from `curves` (interleaved rounds: the host's speed changes fall on every variant alike, so the curves can be
+    compared). Point = median over rounds, bar = min-max; a hollow red ring marks a point where a run's generator was
+    saturated (it measured the client as much as the server).
+    """
+    curves = summary.get("curves")
+    if not curves:
         return None
-    servers = sorted({row["server"] for row in rows})
-    server = "uvloop-httptools" if "uvloop-httptools" in servers else servers[0]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    for variant in (v.name for v in registry.VARIANTS):
-        mine = [r for r in rows if r["variant"] == variant and r["server"] == server and r["rps_median"] is not None]
-        points = sorted((r["users"], r["rps_median"], r["p99_ms_median"]) for r in mine)
-        if not points:
-            continue
-        users = [p[0] for p in points]
-        left.plot(users, [p[1] for p in points], marker="o", label=variant)
-        right.plot(users, [p[2] for p in points], marker="o", label=variant)
-    left.set(xlabel="users (closed loop)", ylabel="requests/s", title=f"throughput, {THROUGHPUT_SCENARIO}, {server}")
-    right.set(xlabel="users (closed loop)", ylabel="p99 ms", title="p99 latency (closed loop: concurrency/throughput)")
-    right.legend(fontsize=7)
-    figure.suptitle("Separate runs, one after another on a shared machine: not comparable between variants")
+    order = [v.name for v in registry.VARIANTS if any(row["variant"] == v.name for row in curves["rows"])]
+    for index, variant in enumerate(order):
+        rows = sorted((r for r in curves["rows"] if r["variant"] == variant), key=lambda r: r["users"])
+        users = [r["users"] for r in rows]
+        color = f"C{index}"
+        _curve(left, users, rows, "rps", color, f"{variant}", "-")
+        _curve(right, users, rows, "p50_ms", color, f"{variant} p50", "--")
+        _curve(right, users, rows, "p99_ms", color, f"{variant} p99", "-")
+        for axis, names in ((left, ("rps",)), (right, ("p50_ms", "p99_ms"))):
+            bound = [r for r in rows if r["generator_bound_runs"]]
+            for name in names:
+                axis.scatter(
+                    [r["users"] for r in bound],
+                    [r[f"{name}_median"] for r in bound],
+                    s=120,
+                    facecolors="none",
+                    edgecolors="red",
+                    zorder=3,
+                )
+    rounds = max((row["runs"] for row in curves["rows"]), default=0)
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(curves["users"], [str(u) for u in curves["users"]])
+        axis.set_xlabel("concurrent users (closed loop, one keep-alive connection each)")
+    left.set(ylabel="requests/s (median; bar: min-max over rounds)", title=f"throughput, {curves['scenario']}")
+    left.set_ylim(bottom=0)
+    right.set(ylabel="latency ms (exact percentiles)", title="p50 (dashed) and p99 (solid)")
+    right.set_yscale("log")
+    left.legend(fontsize=7)
+    right.scatter([], [], s=120, facecolors="none", edgecolors="red", label="generator-bound in some round")
+    right.legend(fontsize=6, ncols=2)
+    figure.suptitle(
+        f"Against concurrency on {curves['server']}: {rounds} interleaved rounds per point (variants rotated within "
+        "each level)"
+    )
     return _save(figure, THROUGHPUT_CHART)
+
+
+def _curve(axis: plt.Axes, users: list[int], rows: list[dict], name: str, color: str, label: str, style: str) -> None:
+    middle = [r[f"{name}_median"] for r in rows]
+    low = [m - r[f"{name}_min"] for m, r in zip(middle, rows, strict=True)]
+    high = [r[f"{name}_max"] - m for m, r in zip(middle, rows, strict=True)]
+    axis.errorbar(users, middle, yerr=[low, high], color=color, linestyle=style, marker="o", capsize=3, label=label)
 
 
 def cost_chart(summary: dict) -> Path | None:

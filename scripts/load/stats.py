@@ -21,6 +21,11 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
 - `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
   `max_ms` (medians over runs of each run's exact percentile), `model` "fixed-rate".
+- `curves`: tag "curves" runs (`make sweep MODE=curves`: baseline and the recommended approaches, closed-loop GETs at
+  several user counts, interleaved), or null: `scenario`, `server`, `users` (levels), `rows`, one per (variant, users):
+  `variant`, `category`, `users`, `runs`, `rps_median`/`rps_min`/`rps_max`, `p50_ms_median`/`_min`/`_max`,
+  `p99_ms_median`/`_min`/`_max` (each run's exact percentile; min-max over rounds), `server_us_per_request_median`,
+  `generator_bound_runs` (runs whose generator saturated its core: the point measured the client, not the server).
 - `client_cpu`: tag "client" runs: `validated_us_per_request_median`, `unvalidated_us_per_request_median`,
   `validation_overhead` (ratio - 1), `runs` per side; null if none.
 - `generator_bound`: result file names whose generator used >= GENERATOR_BOUND_SHARE of its cores.
@@ -199,6 +204,35 @@ def latency(runs: list[tuple[str, dict]]) -> dict:
     }
 
 
+def curves(runs: list[tuple[str, dict]]) -> dict | None:
+    """Throughput and p50/p99 against users for the curves sweep, each point's spread over its rounds."""
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for _, data in runs:
+        if data["run"]["tag"] == "curves" and data["latency_model"] == "closed-loop":
+            groups[(data["run"]["variant"], data["run"]["users"])].append(data)
+    if not groups:
+        return None
+    rows = []
+    for (variant, users), group in sorted(groups.items()):
+        row = {"variant": variant, "category": group[0]["variant_category"], "users": users, "runs": len(group)}
+        figures = {"rps": [d["rps"] for d in group]}
+        figures |= {f"{q}_ms": [d["latency_ms"][q] for d in group] for q in ("p50", "p99")}
+        for name, values in figures.items():
+            present = [value for value in values if value is not None]
+            row |= {f"{name}_median": median(present), f"{name}_min": min(present, default=None)}
+            row[f"{name}_max"] = max(present, default=None)
+        row["server_us_per_request_median"] = median([d["cpu"]["server_us_per_request"] for d in group])
+        row["generator_bound_runs"] = sum(bool(d["cpu"]["generator_bound"]) for d in group)
+        rows.append(row)
+    first = next(iter(groups.values()))[0]["run"]
+    return {
+        "scenario": first["scenario"],
+        "server": first["config"]["label"],
+        "users": sorted({users for _, users in groups}),
+        "rows": rows,
+    }
+
+
 def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
     sides: dict[bool, list[float | None]] = {True: [], False: []}
     for _, data in runs:
@@ -230,6 +264,7 @@ def summarize(directory: Path = LOAD_DIR) -> dict:
         "cost": cost(side),
         "latency": latency(runs),
         "client_cpu": client_cpu(runs),
+        "curves": curves(runs),
         "generator_bound": sorted(name for name, data in runs if data["cpu"]["generator_bound"]),
         "environment": newest["environment"] if newest else None,
         "commits": sorted({data["environment"]["git"]["commit"] or "" for _, data in runs}),
