@@ -1,0 +1,96 @@
+"""Per-server verdicts from the load leak grid (a pure function of summary.json), and what the soak should run on.
+
+The report's "Recommendation per server" and the soak must agree on which approaches are correct on which server
+configurations, so the rule lives here, below both: `per_server(load_summary)` is the same rule as
+`scripts.report.decision.per_server`, and `correct_pairs(load_summary)` turns it into (variant, configuration) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps import registry
+from apps.contract import ENTRY
+from scripts.load import servers as serverconfig
+
+CORRECT = "correct"
+CORRECT_WITH = "correct with"  # followed by the setting
+STALE_AT_ENTRY = "stale context at entry"
+LEAKS = "leaks another request's data"
+LOSES = "loses context"
+NOT_RUN = "not run"
+SERVER_VERDICTS = (CORRECT, CORRECT_WITH, STALE_AT_ENTRY, LEAKS, LOSES, NOT_RUN)  # best first
+NOT_CANDIDATES = (registry.CONTROL,)  # controls are never recommended, so never soaked as "correct"
+
+
+@dataclass(frozen=True)
+class ServerVerdict:
+    """What one approach does on one server kind, over every configuration of that kind the leak hunt ran."""
+
+    verdict: str  # one of SERVER_VERDICTS
+    setting: str | None  # the setting that makes it correct, for CORRECT_WITH
+    cells: int
+    failing_cells: int
+    leak: int
+    lost: int
+    requests: int
+
+    @property
+    def label(self) -> str:
+        return f"{CORRECT_WITH} {self.setting}" if self.verdict == CORRECT_WITH else self.verdict
+
+
+def per_server(load: dict | None) -> dict[tuple[str, str], ServerVerdict]:
+    """(variant, server kind) -> verdict. A configuration with a fix counts only as the twin of a leaking default."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for cell in (load or {}).get("leak_grid", []):
+        cells.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), []).append(cell)
+    return {key: server_verdict(group) for key, group in cells.items()}
+
+
+def server_verdict(cells: list[dict]) -> ServerVerdict:
+    by_place = {(c["server"], c["scenario"]): c for c in cells}
+    defaults = [c for c in cells if serverconfig.get(c["server"]).fix is None]
+    failing = [c for c in defaults if c["leak"] or c["lost"]]
+    leaking = [c for c in defaults if c["leak"]]
+    setting = None
+    twins = [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in leaking]
+    fixed = all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
+    downstream = any(not n.startswith(f"{ENTRY}.") and n.endswith(":leak") for c in leaking for n in c["failures"])
+    if leaking and not fixed:  # leaking is worse than losing: it is reported first
+        verdict = LEAKS if downstream else STALE_AT_ENTRY
+    elif any(c["lost"] for c in defaults):
+        verdict = LOSES
+    elif leaking:
+        verdict = CORRECT_WITH
+        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins if twin}))
+    else:
+        verdict = CORRECT if defaults else NOT_RUN
+    return ServerVerdict(
+        verdict,
+        setting,
+        len(defaults),
+        len(failing),
+        sum(c["leak"] for c in defaults),
+        sum(c["lost"] for c in defaults),
+        sum(c["requests"] for c in defaults),
+    )
+
+
+def correct_pairs(load: dict | None) -> list[tuple[str, serverconfig.ServerConfig]]:
+    """(variant, configuration) the report calls correct: for CORRECT every default configuration of that kind the
+    leak hunt ran it on; for CORRECT_WITH the twins with the fix (the default is the one that leaked). Controls are
+    left out, as the report leaves them out of its recommendations. Ordered by variant, then label."""
+    grid = (load or {}).get("leak_grid", [])
+    labels: dict[tuple[str, str], set[str]] = {}
+    for cell in grid:
+        labels.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), set()).add(cell["server"])
+    pairs: set[tuple[str, str]] = set()
+    for (variant, kind), verdict in per_server(load).items():
+        if registry.get(variant).category in NOT_CANDIDATES or verdict.verdict not in (CORRECT, CORRECT_WITH):
+            continue
+        with_fix = verdict.verdict == CORRECT_WITH
+        for label in labels[(variant, kind)]:
+            if (serverconfig.get(label).fix is not None) == with_fix:
+                pairs.add((variant, label))
+    return [(variant, serverconfig.get(label)) for variant, label in sorted(pairs)]
