@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ import pyperf
 import pytest
 
 from apps import registry, traffic
-from microbench import bm_apps
+from microbench import bm_apps, bm_instructions
 from scripts import cli
 from scripts.bench import charts as benchcharts
 from scripts.bench import stats as benchstats
+from scripts.common.lock import exclusive_run
 
 pytestmark = pytest.mark.timeout(240)  # waits for the machine lock if another run holds it
 
@@ -96,3 +98,25 @@ def test_verdict_threshold() -> None:
     assert benchstats.verdict_of(-10.0, 0.5)[0] == "faster"
     assert benchstats.verdict_of(10.0, 6.0) == ("not significant", benchstats.Z * 6.0)
     assert benchstats.verdict_of(50.0, math.inf)[0] == "not significant"  # one worker a side: no evidence
+
+
+NO_VALGRIND = "valgrind not installed: instruction counts need callgrind"
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason=NO_VALGRIND)
+def test_instruction_counts_smoke(tmp_path: Path) -> None:
+    """bm_instructions.py end to end with one request per segment: pyperf files per app, read by the summary."""
+    command = [sys.executable, str(Path(bm_instructions.__file__)), "--output-dir", str(tmp_path)]
+    command += ["--requests", "1", "--blocks", "1", "--processes", "1", "--variant", "contextvar_asgi"]
+    with exclusive_run():  # callgrind runs Python ~100x slower: a core for about half a minute
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    suite = pyperf.BenchmarkSuite.load(str(tmp_path / "instructions_contextvar_asgi.json"))
+    assert sorted(suite.get_benchmark_names()) == ["instructions_get", "instructions_post"]
+    assert suite.get_benchmark("instructions_get").get_metadata()["unit"] == "integer"
+    counted = benchstats.summarize_instructions(tmp_path, [])
+    assert {(row["variant"], row["method"]) for row in counted["apps"]} == {
+        (variant, method) for variant in ("baseline", "contextvar_asgi") for method in benchstats.METHODS
+    }
+    assert {item["method"] for item in counted["aa"]} == set(benchstats.METHODS)
+    assert set(counted["depth_per_layer"]) == {"pure_asgi", "basehttp"}

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # after the backend choice
 from scripts.bench.stats import BASELINE, METHODS
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
+INSTRUCTIONS_CHART = "bench_instructions.png"
 VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", "not significant": "tab:gray", None: "tab:blue"}
 DPI = 110
 
@@ -114,6 +115,53 @@ def draw_depth(summary: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def draw_instructions(summary: dict, path: Path) -> Path:
+    """Per variant and method: instructions added per request over baseline (callgrind), with the paired CPU-time
+    figure beside it; right: instructions against middleware depth. Title: the A/A and the repeatability."""
+    counted = summary["instructions"]
+    fig, axes = plt.subplots(1, len(METHODS) + 1, figsize=(17, 5.5))
+    for axis, method in zip(axes, METHODS, strict=False):
+        rows = sorted((r for r in counted["apps"] if r["method"] == method), key=lambda r: r["instructions"])
+        base = next((r["instructions"] for r in rows if r["variant"] == BASELINE), None)
+        for index, row in enumerate(rows):
+            versus = row.get("vs_baseline")
+            added = versus["added"] if versus else 0.0
+            color = {"more instructions": "tab:red", "fewer instructions": "tab:green"}.get(
+                versus["verdict"] if versus else None, "tab:gray"
+            )
+            axis.barh(index, added / 1e3, color=color)
+            cpu = row.get("cpu_paired_added_pct")
+            note = (
+                f"{added / 1e3:+.1f} k ({versus['added_pct']:+.2f}%)"
+                if versus
+                else f"{row['instructions'] / 1e6:.3f} M"
+            )
+            note += f"; CPU {cpu:+.1f}%" if cpu is not None else ""
+            axis.text(max(added, 0) / 1e3, index, " " + note, va="center", fontsize=7)
+        axis.set_yticks(range(len(rows)), [row["variant"] for row in rows])
+        axis.set_xlabel("thousand instructions added per request (CPU: paired CPU time added)")
+        reference = f"baseline {base / 1e6:.3f} M" if base else "no baseline"
+        axis.set_title(f"{method.upper()}: over {reference} instructions per request", fontsize=9)
+        axis.set_xlim(right=max((r.get("vs_baseline", {}).get("added", 0) for r in rows), default=1) / 1e3 * 1.6 or 1)
+    right = axes[-1]
+    for kind, per_layer in counted["depth_per_layer"].items():
+        rows = sorted((r for r in counted["depth"] if r["kind"] == kind), key=lambda r: r["depth"])
+        label = f"{kind} ({per_layer / 1e3:.1f} k per layer)" if per_layer is not None else kind
+        right.plot([r["depth"] for r in rows], [r["instructions"] / 1e6 for r in rows], marker="o", label=label)
+    right.set(xlabel="stacked context middlewares", ylabel="million instructions per request (GET)")
+    right.set_ylim(bottom=0)
+    if right.has_data():
+        right.legend(fontsize=8)
+    right.set_title("Against middleware depth", fontsize=9)
+    aa = ", ".join(f"{item['method'].upper()} {item['added_pct']:+.3f}%" for item in counted["aa"])
+    spread = counted["repeatability_max_spread_pct"]
+    fig.suptitle(
+        f"Instructions per request (callgrind): A/A {aa or '-'}; repeat spread at most "
+        f"{'-' if spread is None else f'{spread:.3f}%'}. Red: more than baseline, beyond A/A and spread"
+    )
+    return save(fig, path)
+
+
 def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -133,4 +181,6 @@ def draw_all(summary: dict, charts_dir: Path) -> list[Path]:
         drawn.append(draw_primitives(summary, charts_dir / PRIMITIVES_CHART))
     if summary["depth"]:
         drawn.append(draw_depth(summary, charts_dir / DEPTH_CHART))
+    if summary.get("instructions"):
+        drawn.append(draw_instructions(summary, charts_dir / INSTRUCTIONS_CHART))
     return drawn

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apps import registry
-from microbench import bm_paired
+from microbench import bm_instructions, bm_paired
 from scripts.bench import charts as benchcharts
 from scripts.bench import gate as verify
 from scripts.bench import stats as benchstats
@@ -37,6 +37,12 @@ class Mode:
     paired_blocks: int  # blocks per paired process (bm_paired: every app in turn, BLOCK_REQUESTS requests each)
     paired_processes: int  # paired processes per round
     paired_block_requests: int  # requests of one app per block
+    # Instruction counts (microbench/bm_instructions.py under callgrind): 0 requests = not in this mode. They take
+    # ~12 minutes (callgrind runs Python ~100x slower), so they have a mode of their own rather than blow `default`.
+    instruction_requests: int = 0  # requests per segment
+    instruction_blocks: int = 0  # segments of every app per process
+    instruction_processes: int = 0  # callgrind processes (side by side)
+    timed: bool = True  # False: only instruction counts; the CPU-time files of the last timed run stay as they are
 
 
 MODES = {
@@ -75,6 +81,22 @@ MODES = {
         paired_blocks=60,
         paired_processes=2,
         paired_block_requests=bm_paired.BLOCK_REQUESTS,
+    ),
+    # Instruction counts only (`make bench MODE=instructions`): every variant, the A/A copy and the depth apps.
+    "instructions": Mode(
+        rounds=0,
+        processes=0,
+        values=0,
+        warmups=0,
+        app_loops=0,
+        primitive_loops=0,
+        paired_blocks=0,
+        paired_processes=0,
+        paired_block_requests=0,
+        instruction_requests=bm_instructions.REQUESTS,
+        instruction_blocks=bm_instructions.BLOCKS,
+        instruction_processes=bm_instructions.PROCESSES,
+        timed=False,
     ),
 }
 DEPTH_KINDS = benchstats.DEPTH_KINDS
@@ -163,7 +185,32 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
     return order
 
 
+def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
+    """The instruction counts alone, under the machine lock; their parameters go to run_instructions.json."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for path in results_dir.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
+        path.unlink()
+    command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(results_dir)]
+    command += ["--requests", str(mode.instruction_requests), "--blocks", str(mode.instruction_blocks)]
+    command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
+    print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
+    with exclusive_run():
+        environment = describe()
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT, check=False)
+        seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        print(f"instruction counts failed ({result.returncode})", file=sys.stderr)
+        return 1
+    parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
+    environment = {**environment, "parameters": parameters}
+    write_json(results_dir / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
+    return 0
+
+
 def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
+    if not mode.timed:
+        return count_instructions(args, mode, results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     for pattern in OUR_FILES:  # --append accumulates: a new run starts from empty files
         for path in results_dir.glob(pattern):

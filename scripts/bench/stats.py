@@ -37,6 +37,21 @@ summary.json schema (all times are medians over every value of every run unless 
         paired: ratio = median over blocks of subject / reference in the same block; noise_pct = standard error of
         that median, MEDIAN_SE_FACTOR * sd(ratios) / sqrt(blocks).
 
+    instructions: null, or the instruction counts (microbench/bm_instructions.py, `instructions_<app>.json`, callgrind
+        Ir per request; `run_instructions.json` holds their run): counter, leaves_out (what counts do not see),
+        run {mode, instruction_requests, instruction_blocks, instruction_processes, timed_seconds, environment},
+        apps: list per variant x method: variant, category, method, instructions (median per request), min, max,
+            spread_pct ((max - min) / median over every block of every process: the repeatability),
+            process_spread_pct (the same over process means), runs, values, cpu_median_us and cpu_paired_added_pct
+            (CPU time beside the count, from `apps`), vs_baseline (a count comparison);
+        aa: count comparison of baseline's second, separately imported instance against baseline, per method;
+        aa_max_abs_pct, repeatability_max_spread_pct (largest spread_pct of any app or depth row);
+        targets: contextvar_asgi against TARGET_REFERENCES, per method;
+        depth: kind, depth, instructions, spread_pct, ..., added (over depth 0); depth_per_layer: {kind: slope}.
+        count comparison: subject, reference, method, added (instructions per request), added_pct, threshold_pct
+        (the largest of |A/A %| and both sides' spread_pct), verdict ("more instructions", "fewer instructions",
+        "not resolved").
+
 Significance: a difference is called only when |added_pct| reaches threshold_pct = max(MIN_EFFECT_PCT, Z * noise_pct);
 otherwise it is "not significant" and must not be ranked. Why two noise terms: this VM's host switches the vCPU
 between speed regimes lasting seconds (a plain Python loop runs at 35 or 60 ns per iteration, in CPU time too), so
@@ -76,6 +91,12 @@ PAIRED_NAME = "paired.json"
 AA_APP = f"{BASELINE}_{AA_SERIES}"  # baseline's second copy in the paired blocks
 MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)  # standard error of a median over a mean's, for near-normal data
 RUN_NAME = "run.json"
+INSTRUCTIONS_LEAVE_OUT = (
+    "cache and TLB misses, branch mispredictions, thread hand-offs and wake-ups, waiting, and everything a real "
+    "server adds (sockets, HTTP parsing): an instruction is not a unit of time, CPU time stays the second figure"
+)
+INSTRUCTIONS_RUN_NAME = "run_instructions.json"  # parameters of the last `make bench MODE=instructions`
+INSTRUCTIONS_PREFIX = "instructions_"  # microbench/bm_instructions.py's files: counts, not times
 US, NS = 1e6, 1e9
 
 
@@ -318,11 +339,137 @@ def load_paired(results_dir: Path) -> pyperf.BenchmarkSuite | None:
 def timer_of(results_dir: Path) -> str | None:
     timers = set()
     for path in sorted(results_dir.glob("*.json")):
-        if path.name in (SUMMARY_NAME, RUN_NAME):
+        if path.name in (SUMMARY_NAME, RUN_NAME, INSTRUCTIONS_RUN_NAME) or path.name.startswith(INSTRUCTIONS_PREFIX):
             continue
         for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
             timers.add(str(bench.get_metadata().get("timer")))
     return ", ".join(sorted(timers)) or None
+
+
+def instruction_values(bench: pyperf.Benchmark) -> list[float]:
+    return [value for run in bench.get_runs() for value in run.values]
+
+
+def describe_counts(bench: pyperf.Benchmark) -> dict[str, object]:
+    """Median instructions per request and how far apart its repeated values lie (every block of every process)."""
+    values = instruction_values(bench)
+    middle = statistics.median(values)
+    means = run_means(bench)
+    return {
+        "instructions": middle,
+        "min": min(values),
+        "max": max(values),
+        "spread_pct": 100 * (max(values) - min(values)) / middle,
+        "process_spread_pct": 100 * (max(means) - min(means)) / middle if means else None,
+        "runs": len(means),
+        "values": len(values),
+    }
+
+
+def count_verdict(added_pct: float, threshold_pct: float) -> str:
+    """A count difference is resolved when it exceeds both the A/A difference and the repeatability spreads."""
+    if abs(added_pct) <= threshold_pct:
+        return "not resolved"
+    return "more instructions" if added_pct > 0 else "fewer instructions"
+
+
+def compare_counts(subject: dict, reference: dict, names: tuple[str, str], method: str, aa_pct: float) -> dict:
+    added = subject["instructions"] - reference["instructions"]
+    added_pct = 100 * added / reference["instructions"]
+    threshold = max(abs(aa_pct), subject["spread_pct"], reference["spread_pct"])
+    return {
+        "subject": names[0],
+        "reference": names[1],
+        "method": method,
+        "added": added,
+        "added_pct": added_pct,
+        "threshold_pct": threshold,
+        "verdict": count_verdict(added_pct, threshold),
+    }
+
+
+def instruction_path(results_dir: Path, app: str) -> Path:
+    return results_dir / f"{INSTRUCTIONS_PREFIX}{app}.json"  # as microbench/bm_instructions.py names them
+
+
+def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
+    """The `instructions` section (see the module docstring), or None when no instruction counts are present."""
+    counts: dict[tuple[str, str], dict] = {}
+    for variant in [*(v.name for v in registry.VARIANTS), AA_APP]:
+        path = instruction_path(results_dir, variant)
+        if not path.exists():
+            continue
+        suite = pyperf.BenchmarkSuite.load(str(path))
+        for method in METHODS:
+            bench = suite.get_benchmark(f"{INSTRUCTIONS_PREFIX}{method}")
+            proven_apps(bench, BASELINE if variant == AA_APP else variant)
+            counts[(variant, method)] = describe_counts(bench)
+    if not counts:
+        return None
+    aa = []
+    for method in METHODS:
+        if (BASELINE, method) in counts and (AA_APP, method) in counts:
+            aa.append(
+                compare_counts(counts[(AA_APP, method)], counts[(BASELINE, method)], (AA_APP, BASELINE), method, 0)
+            )
+    aa_pct = {item["method"]: item["added_pct"] for item in aa}
+    cpu = {(row["variant"], row["method"]): row for row in apps}
+    rows = []
+    for (variant, method), row in counts.items():
+        if variant == AA_APP:
+            continue
+        entry = {"variant": variant, "category": registry.get(variant).category, "method": method, **row}
+        reference = counts.get((BASELINE, method))
+        if reference is not None and variant != BASELINE:
+            entry["vs_baseline"] = compare_counts(row, reference, (variant, BASELINE), method, aa_pct.get(method, 0))
+        timed = cpu.get((variant, method))
+        if timed is not None:  # CPU time beside the count: the second figure, which sees what counts leave out
+            entry["cpu_median_us"] = timed["median_us"]
+            paired = timed.get("paired_vs_baseline") or {}
+            entry["cpu_paired_added_pct"] = paired.get("added_pct")
+        rows.append(entry)
+    targets = [
+        compare_counts(
+            counts[(TARGET_SUBJECT, method)],
+            counts[(ref, method)],
+            (TARGET_SUBJECT, ref),
+            method,
+            aa_pct.get(method, 0),
+        )
+        for method in METHODS
+        for ref in TARGET_REFERENCES
+        if (TARGET_SUBJECT, method) in counts and (ref, method) in counts
+    ]
+    depth, per_layer = [], {}
+    for kind in DEPTH_KINDS:
+        path = instruction_path(results_dir, f"depth_{kind}")
+        if not path.exists():
+            continue
+        suite = pyperf.BenchmarkSuite.load(str(path))
+        benches = {int(bench.get_name().removeprefix("depth_")): bench for bench in suite.get_benchmarks()}
+        described = {level: describe_counts(bench) for level, bench in sorted(benches.items())}
+        floor = described[min(described)]["instructions"]
+        depth += [
+            {"kind": kind, "depth": level, **row, "added": row["instructions"] - floor}
+            for level, row in described.items()
+        ]
+        per_layer[kind] = slope([(level, row["instructions"]) for level, row in described.items()])
+    run_file = results_dir / INSTRUCTIONS_RUN_NAME
+    run = read_json(run_file) if run_file.exists() else {}
+    spreads = [row["spread_pct"] for row in [*counts.values(), *depth]]
+    return {
+        "counter": "callgrind Ir: instructions executed per request, every thread, start-up and imports excluded",
+        "leaves_out": INSTRUCTIONS_LEAVE_OUT,
+        "run": {key: run.get(key) for key in ("mode", "instruction_requests", "instruction_blocks", "timed_seconds")}
+        | {"instruction_processes": run.get("instruction_processes"), "environment": run.get("environment")},
+        "apps": rows,
+        "aa": aa,
+        "aa_max_abs_pct": max((abs(item["added_pct"]) for item in aa), default=None),
+        "repeatability_max_spread_pct": max(spreads, default=None),
+        "targets": targets,
+        "depth": depth,
+        "depth_per_layer": per_layer,
+    }
 
 
 def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
@@ -357,6 +504,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
         "depth": depth,
         "depth_per_layer_us": per_layer,
         "depth_per_layer_us_paired": per_layer_paired,
+        "instructions": summarize_instructions(results_dir, apps),
     }
     if write:
         write_json(results_dir / SUMMARY_NAME, summary)
@@ -390,6 +538,27 @@ def table(summary: dict) -> str:
                 f"{label} ({item['design']}): {item['subject']} vs {item['reference']} {item['method']}: "
                 f"{item['added_us']:+.1f} us ({pct(item['added_pct'])}, threshold {pct(item['threshold_pct'], '')}): "
                 f"{item['verdict']}"
+            )
+    counted = summary.get("instructions")
+    if counted:
+        lines.append(f"instructions per request ({counted['counter']}):")
+        for row in sorted(counted["apps"], key=lambda r: (r["method"], r["instructions"])):
+            versus = row.get("vs_baseline")
+            added = f"{versus['added']:+10.0f} ({versus['added_pct']:+.2f}%) {versus['verdict']}" if versus else ""
+            lines.append(
+                f"  {row['variant']:24} {row['method']:6} {row['instructions']:12.0f} spread {row['spread_pct']:.3f}% "
+                f"{added}"
+            )
+        for label, key in (("A/A", "aa"), ("target", "targets")):
+            for item in counted[key]:
+                lines.append(
+                    f"  {label} (instructions): {item['subject']} vs {item['reference']} {item['method']}: "
+                    f"{item['added']:+.0f} ({item['added_pct']:+.3f}%, threshold {item['threshold_pct']:.3f}%): "
+                    f"{item['verdict']}"
+                )
+        for kind, per_layer in counted["depth_per_layer"].items():
+            lines.append(
+                f"  depth (instructions): {kind}: {'-' if per_layer is None else f'{per_layer:.0f}'} per layer"
             )
     for kind, per_layer in summary["depth_per_layer_us"].items():
         paired = summary["depth_per_layer_us_paired"].get(kind)
