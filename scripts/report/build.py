@@ -145,7 +145,42 @@ def _bench_section(bench: dict | None) -> list[str]:
         + ", ".join(f"{kind} {slope:.1f} µs" for kind, slope in per_layer.items())
         + ".",
     ]
-    return lines
+    return lines + _instruction_lines(bench.get("instructions"))
+
+
+def _instruction_lines(counted: dict | None) -> list[str]:
+    """Instructions per request (callgrind) beside CPU time: the figure the host cannot move, and what it leaves out."""
+    if not counted:
+        return []
+    aa = ", ".join(f"{item['method'].upper()} {item['added_pct']:+.3f}%" for item in counted["aa"])
+    lines = [
+        "",
+        "### Instructions per request (callgrind)",
+        "",
+        f"{counted['counter']} (`make bench MODE=instructions`). A/A (baseline's second instance): {aa}; "
+        f"repeated values of one app lie within {counted['repeatability_max_spread_pct']:.3f}%. "
+        f"Counts leave out {counted['leaves_out']}.",
+        "",
+        _chart(benchcharts.INSTRUCTIONS_CHART, "instructions per request by variant"),
+        "",
+        "| variant | method | instructions | added over baseline | CPU µs (median) | CPU added (paired) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(counted["apps"], key=lambda r: (r["method"], r["instructions"])):
+        versus = row.get("vs_baseline")
+        added = f"{versus['added']:+,.0f} ({versus['added_pct']:+.2f}%)" if versus else "(reference)"
+        cpu_added = row.get("cpu_paired_added_pct")
+        lines.append(
+            f"| `{row['variant']}` | {row['method'].upper()} | {row['instructions']:,.0f} | {added} "
+            f"| {_fmt(row.get('cpu_median_us'))} | {'-' if cpu_added is None else f'{cpu_added:+.1f}%'} |"
+        )
+    lines += [""] + [
+        f"- {item['subject']} vs {item['reference']} {item['method'].upper()}: {item['added']:+,.0f} instructions "
+        f"({item['added_pct']:+.3f}%, resolved beyond {item['threshold_pct']:.3f}%): {item['verdict']}"
+        for item in counted["targets"]
+    ]
+    per_layer = ", ".join(f"{kind} {slope:,.0f}" for kind, slope in counted["depth_per_layer"].items())
+    return [*lines, "", f"Instructions per middleware layer (slope over depth 0–5): {per_layer}."]
 
 
 CELLS_MD = resultfiles.LOAD_DIR / "CELLS.md"
