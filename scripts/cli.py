@@ -17,6 +17,9 @@ COMMANDS = {
     "loadstats": "scripts.load.stats",
     "matrix": "scripts.matrix.run",
     "report": "scripts.report.build",
+    "probe": "scripts.probe.command",
+    "versions": "scripts.versions.run",
+    "soak": "scripts.soak.run",
 }
 
 

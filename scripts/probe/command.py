@@ -1,0 +1,172 @@
+"""Is my app affected? Serve MODULE:APP behind a sentinel under real servers and report stale ContextVars.
+
+Exit codes: 0 no stale state on any server probed, 1 stale state found, 2 bad usage or a target that cannot be served
+(one line on stderr, never a traceback), 130 interrupted (every server stopped first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from scripts.common.lock import exclusive_run
+from scripts.common.results import write_json
+from scripts.load import servers
+from scripts.load.process import LeftBehind
+from scripts.load.servers import ServerConfig
+from scripts.probe import analysis
+from scripts.probe.driver import ProbeError, Target, install_sentinel, preflight, probe_server
+from scripts.probe.traffic import plan
+
+DEFAULT_REQUESTS = 200  # per row: enough for pipelined requests to start inside earlier ones many times over
+MAX_REQUESTS = 100_000
+PROG = "ctxbench probe"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("app", metavar="MODULE:APP", help="the ASGI app to probe, as you pass it to uvicorn")
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="LABEL",
+        help="server configuration (repeatable; labels of `ctxbench load`); default: "
+        + ", ".join(config.label for config in servers.PROBE_DEFAULT),
+    )
+    parser.add_argument(
+        "--python", help="the interpreter of your app's virtualenv (default: this one); ctxbench is not installed there"
+    )
+    parser.add_argument("--app-dir", help="your project's root, where MODULE is imported from (default: cwd)")
+    parser.add_argument("--path", action="append", metavar="PATH", help="GET path to drive (repeatable; default /)")
+    parser.add_argument("--post-path", metavar="PATH", help="path that takes POST bodies: sent 256 KiB bodies")
+    parser.add_argument("--stream-path", metavar="PATH", help="GET path with a streaming response")
+    parser.add_argument(
+        "--identity-header",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="header carrying per-request identity (repeatable): a fresh value on every other request",
+    )
+    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="requests per row (server x traffic)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
+    parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _python(given: str | None) -> str:
+    if given is None:
+        return sys.executable
+    if os.sep not in given:
+        found = shutil.which(given)
+        if found is None:
+            raise ProbeError(f"no Python interpreter named {given!r} on PATH")
+        return found
+    # abspath, not resolve(): a virtualenv's python is a symlink, and following it would leave the virtualenv
+    return os.path.abspath(given)
+
+
+def _configs(labels: list[str] | None) -> list[ServerConfig]:
+    if not labels:
+        return list(servers.PROBE_DEFAULT)
+    configs = []
+    for label in dict.fromkeys(labels):
+        try:
+            configs.append(servers.get(label))
+        except KeyError as exc:
+            raise ProbeError(exc.args[0]) from None
+    return configs
+
+
+def _check_paths(args: argparse.Namespace) -> list[str]:
+    paths = args.path or ["/"]  # an unknown path still runs the app's middleware
+    for path in [*paths, args.post_path, args.stream_path]:
+        if path is not None and (not path.startswith("/") or any(c.isspace() for c in path)):
+            raise ProbeError(f"a path must start with / and hold no spaces, got {path!r}")
+    for name in args.identity_header:
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise ProbeError(f"not a header name: {name!r}")
+    return paths
+
+
+def probe(
+    app: str,
+    configs: list[ServerConfig],
+    *,
+    python: str,
+    app_dir: Path,
+    paths: list[str],
+    post_path: str | None = None,
+    stream_path: str | None = None,
+    identity: tuple[str, ...] = (),
+    requests: int = DEFAULT_REQUESTS,
+    show_values: bool = False,
+) -> dict:
+    """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
+    if ":" not in app:
+        raise ProbeError(f"the app must be MODULE:APP, got {app!r}")
+    if not app_dir.is_dir():
+        raise ProbeError(f"no such app directory: {app_dir}")
+    rows = plan(paths, post_path, stream_path)
+    with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
+        target = Target(app, python, app_dir, Path(tmp), identity, show_values)
+        install_sentinel(target)
+        found = preflight(target, configs)
+        documents = []
+        with exclusive_run():  # the machine's two cores are shared with ctxbench's load runs: wait our turn
+            for config in configs:
+                documents.append(analysis.server_document(probe_server(target, config, rows, requests)))
+    return {
+        "app": app,
+        "app_dir": str(app_dir),
+        "python": python,
+        "python_version": found["python"],
+        "requests_per_row": requests,
+        "identity_headers": list(identity),
+        "servers": documents,
+        "stale_found": any(document["stale_found"] for document in documents),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if not 1 <= args.requests <= MAX_REQUESTS:
+            raise ProbeError(f"--requests must be between 1 and {MAX_REQUESTS}")
+        configs = _configs(args.server)
+        paths = _check_paths(args)
+        app_dir = Path(os.path.abspath(args.app_dir or os.getcwd()))
+        print(f"probing {args.app} under {', '.join(c.label for c in configs)} ...", file=sys.stderr, flush=True)
+        document = probe(
+            args.app,
+            configs,
+            python=_python(args.python),
+            app_dir=app_dir,
+            paths=paths,
+            post_path=args.post_path,
+            stream_path=args.stream_path,
+            identity=tuple(args.identity_header),
+            requests=args.requests,
+            show_values=args.show_values,
+        )
+    except ProbeError as exc:
+        return _fail(str(exc))
+    except LeftBehind as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; every server it started has been stopped", file=sys.stderr)
+        return 130
+    print(analysis.table(document["servers"]))
+    print()
+    print(analysis.verdict(document["servers"]))
+    if args.json:
+        write_json(args.json, document)
+        print(f"JSON written to {args.json}")
+    return 1 if document["stale_found"] else 0

@@ -1,0 +1,186 @@
+"""Serve the sentinel-wrapped app in the user's interpreter under one server configuration, drive it, collect."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.load.process import Managed, free_port
+from scripts.load.servers import ServerConfig
+from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
+from scripts.probe import sentinel
+from scripts.probe.traffic import Row, RowResult, run_row
+
+SENTINEL_MODULE = "ctxbench_probe_sentinel"  # a name no service uses: it sits first on the server's PYTHONPATH
+PREFLIGHT_TIMEOUT_S = 60.0  # importing a large app once, in the user's interpreter
+
+
+class ProbeError(RuntimeError):
+    """Bad usage or a broken target: reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to serve and where: the app, the user's interpreter and project root, the sentinel's settings."""
+
+    app: str
+    python: str
+    app_dir: Path
+    workdir: Path  # a temporary directory: the sentinel module, and one folder of reports per server
+    identity: tuple[str, ...] = ()
+    show_values: bool = False
+
+    @property
+    def sentinel_dir(self) -> Path:
+        return self.workdir / "sentinel"
+
+    def environment(self, report_dir: Path) -> dict[str, str]:
+        # The user's project root next to the sentinel and nothing of ctxbench's: its packages would shadow theirs.
+        return {
+            "PYTHONPATH": os.pathsep.join([str(self.sentinel_dir), str(self.app_dir)]),
+            "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ left in the user's project by the probe
+            sentinel.APP_ENV: self.app,
+            sentinel.DIR_ENV: str(report_dir),
+            sentinel.IDENTITY_ENV: ",".join(self.identity),
+            sentinel.SHOW_VALUES_ENV: "1" if self.show_values else "",
+        }
+
+
+@dataclass
+class ServerResult:
+    config: ServerConfig
+    command: list[str]
+    rows: list[tuple[str, RowResult]] = field(default_factory=list)  # (phase, result)
+    reports: list[dict] = field(default_factory=list)  # one per server process that served requests
+
+
+def install_sentinel(target: Target) -> None:
+    target.sentinel_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sentinel.__file__, target.sentinel_dir / f"{SENTINEL_MODULE}.py")
+
+
+def required_modules(config: ServerConfig) -> list[str]:
+    """What `python -m <server> <options>` needs importable: the server, and the loop/parser/worker it names."""
+    needed = [config.server.name]  # every kind's module is its name (`python -m uvicorn`, `-m granian`, ...)
+    for flag, value in zip(config.options, config.options[1:], strict=False):
+        if flag == "--loop" and value == "uvloop":
+            needed.append("uvloop")
+        elif flag == "--http" and value == "httptools":
+            needed.append("httptools")
+        elif flag == "--worker-class" and config.kind == "gunicorn":
+            needed.append(value.rpartition(".")[0])
+        elif flag == "--worker-class" and value == "uvloop":
+            needed.append("uvloop")
+    return needed
+
+
+def preflight(target: Target, configs: list[ServerConfig]) -> dict:
+    """One run of the sentinel in the user's interpreter: the app imports, every asked-for server is installed."""
+    modules = sorted({name for config in configs for name in required_modules(config)})
+    command = [target.python, str(target.sentinel_dir / f"{SENTINEL_MODULE}.py"), "--preflight", *modules]
+    env = {**os.environ, **target.environment(target.workdir)}
+    try:
+        done = subprocess.run(
+            command,
+            cwd=target.app_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PREFLIGHT_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ProbeError(f"no Python interpreter at {target.python}") from None
+    except PermissionError:
+        raise ProbeError(f"{target.python} is not executable") from None
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"importing {target.app} took longer than {PREFLIGHT_TIMEOUT_S:.0f}s") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ProbeError(f"{target.python} could not run the probe's sentinel: {tail}") from None
+    if answer["error"]:
+        raise ProbeError(f"{answer['error']} (app dir {target.app_dir}, python {target.python})")
+    for config in configs:
+        missing = [name for name in required_modules(config) if name in answer["missing"]]
+        if missing:
+            raise ProbeError(
+                f"server {config.label} needs {', '.join(missing)}, not installed for {target.python}"
+                f" (install it in that environment, or choose another --server)"
+            )
+    return answer
+
+
+def _status_error(report_dir: Path) -> str | None:
+    for path in sorted(report_dir.glob("status-*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(path.read_text())["error"]
+    return None
+
+
+def _failure(server: Managed, report_dir: Path, what: str) -> ProbeError:
+    reason = _status_error(report_dir)
+    if reason is None:
+        lines = [line for line in server.log_tail(40).splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else "no output"
+    return ProbeError(f"server {what}: {reason}")
+
+
+def wait_ready(server: Managed, port: int, report_dir: Path, label: str) -> None:
+    """Poll the sentinel's own path on fresh connections; the first answer is the baseline request."""
+    url = f"http://{HOST}:{port}{sentinel.READY_PATH}"
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise _failure(server, report_dir, f"{label} did not start (exit code {server.process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    raise _failure(server, report_dir, f"{label} did not answer within {HEALTH_TIMEOUT_S:.0f}s")
+
+
+def flush(port: int) -> None:
+    url = f"http://{HOST}:{port}{sentinel.FLUSH_PATH}"
+    with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=5):
+        pass
+
+
+def probe_server(target: Target, config: ServerConfig, rows: list[Row], requests: int) -> ServerResult:
+    """Start, wait for the sentinel, send every row, flush, stop by PID (whatever happens), read the reports."""
+    report_dir = target.workdir / config.label
+    report_dir.mkdir(parents=True)
+    port = free_port()
+    environment = [f"{name}={value}" for name, value in target.environment(report_dir).items()]
+    # `env -C` sets the directory and variables, then execs: the PID Managed stops is the server's own.
+    served = config.command(f"{SENTINEL_MODULE}:app", HOST, port, target.python)
+    command = ["env", "-C", str(target.app_dir), *environment, *served]
+    result = ServerResult(config, served)
+    server = Managed(command, SERVER_CPUS, report_dir / "server.log")
+    try:
+        wait_ready(server, port, report_dir, config.label)
+        server.processes()  # remember the workers now that they are up
+        for index, row in enumerate(rows):
+            phase = f"row{index}"
+            result.rows.append((phase, run_row(row, phase, HOST, port, requests, list(target.identity))))
+        flush(port)
+        if server.process.poll() is not None:
+            raise _failure(server, report_dir, f"{config.label} exited during the probe")
+    finally:
+        server.stop()
+    for path in sorted(report_dir.glob("report-*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            result.reports.append(json.loads(path.read_text()))
+    return result

@@ -1,0 +1,370 @@
+"""The probe's sentinel: an outermost ASGI wrapper, stdlib only, run by file path in the user's own interpreter.
+
+It is copied into a temporary directory as `ctxbench_probe_sentinel.py` (a name no service uses) and served as
+`ctxbench_probe_sentinel:app`: it never imports ctxbench, whose top-level packages (`apps`, `scripts`) would collide
+with the user's. It is kept importable by Python 3.8+ because the user's interpreter may be older than ctxbench's.
+
+What it does, per process (a server with several workers has one sentinel each, one report file each):
+- Baseline: the Context of the very first request this process serves. That is the readiness request the driver
+  sends on a fresh connection of the freshly started server, answered by the sentinel itself (the app may have no
+  health endpoint), so it is exactly "what a request sees on a fresh connection of a fresh server", including
+  anything set at import time. A snapshot taken before any request (e.g. in the lifespan) would not do: servers run
+  the lifespan in a task of its own, whose Context is not the one requests are started in.
+- Every later request: before any of the app runs, `contextvars.copy_context()` is compared with the baseline; a
+  ContextVar that is absent from the baseline or holds another value (neither the same object nor equal) is stale.
+- Stale, but not used: an app may run each request in a Context of its own (e.g. contextvar_isolated's outermost
+  middleware), so the stale context the server hands over is never visible to any of its code. A private marker
+  ContextVar set by the sentinel on stale requests tells the two apart at the app's first receive/send: marker there,
+  the app runs in (a copy of) the stale context and the finding counts; marker gone, the request is counted as
+  "isolated" and does not fail the probe. The stale entry values count even if the app overwrites them later: code
+  that runs before the overwrite (an access log, an outer middleware) sees them.
+- Data-level leaks: the driver sends a fresh `ctxp-<16 hex>` value in each `--identity-header` on alternate
+  requests; a stale value whose repr/str contains such a value that this process received in another request is a
+  value of one request visible inside another.
+- Findings go to `report-<pid>.json` in CTXBENCH_PROBE_DIR (rewritten atomically), failures to `status-<pid>.json`.
+- `python ctxbench_probe_sentinel.py --preflight MODULE...` imports the app once and says which MODULEs (the
+  servers and their loops/parsers) are importable in this interpreter, as one JSON line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+from typing import Any
+
+APP_ENV = "CTXBENCH_PROBE_APP"
+DIR_ENV = "CTXBENCH_PROBE_DIR"
+IDENTITY_ENV = "CTXBENCH_PROBE_IDENTITY"  # comma-separated lower-case header names
+SHOW_VALUES_ENV = "CTXBENCH_PROBE_SHOW_VALUES"
+PREFIX = "/__ctxbench_probe__/"
+READY_PATH = PREFIX + "ready"
+FLUSH_PATH = PREFIX + "flush"
+PHASE_HEADER = b"x-ctxbench-probe-phase"  # which traffic a request belongs to; removed before the app sees it
+TOKEN_RE = re.compile(r"ctxp-[0-9a-f]{16}")
+MAX_TEXT = 65536  # of a value's repr/str scanned for identity values: a huge value must not stall the server
+VALUE_PREVIEW = 200
+# The sentinel's only ContextVar, set on stale requests alone, to tell whether the app runs in the context it is handed.
+MARKER: contextvars.ContextVar = contextvars.ContextVar("ctxbench_probe_marker")
+COUNT_WRITE_INTERVAL_S = 0.2  # request counts alone are rewritten at most this often; findings at once
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _write_json(name: str, data: dict) -> None:
+    folder = os.environ.get(DIR_ENV)
+    if not folder:
+        return
+    path = os.path.join(folder, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+    os.replace(tmp, path)  # the driver never reads half a file
+
+
+def _fail(message: str) -> None:
+    _write_json(f"status-{os.getpid()}.json", {"error": message})
+
+
+def load_app(spec: str) -> Any:
+    """`module:attribute` (dotted attributes allowed), with one-line errors."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"app must be MODULE:APP, got {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except BaseException as exc:  # SystemExit at import time included: report it, never a traceback
+        raise ImportError(f"cannot import {module_name!r}: {type(exc).__name__}: {_last_line(str(exc))}") from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ImportError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise ImportError(f"{spec!r} is not an ASGI app (not callable)")
+    return target
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _text(value: object) -> str:
+    parts = []
+    for render in (repr, str):
+        try:
+            parts.append(render(value)[:MAX_TEXT])
+        except Exception:  # a value whose repr raises is still reported, by type and hash
+            pass
+    return "\n".join(parts)
+
+
+def _short_hash(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<unrepresentable {_type_name(value)}>"
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _holds(container: object, var: contextvars.ContextVar) -> bool:
+    if isinstance(container, dict):
+        return any(item is var for item in list(container.values()))
+    if isinstance(container, (list, tuple, set, frozenset)):
+        return any(item is var for item in list(container))
+    if isinstance(container, type):
+        return any(item is var for item in list(vars(container).values()))
+    return False
+
+
+def creator_module(var: contextvars.ContextVar) -> str | None:
+    """The module holding the ContextVar: a module global, else one level down (a dict, list, or class attribute).
+
+    Limits: a ContextVar kept only in a closure, an instance, or deeper in a structure is not found (None); a module
+    that merely re-imports the object may be named instead of the one that created it (first match wins, and the
+    module whose name the ContextVar's own name does not help with is as good a guess as any).
+    """
+    modules = [(name, module) for name, module in list(sys.modules.items()) if module is not None]
+    for name, module in modules:
+        try:
+            if any(item is var for item in list(vars(module).values())):
+                return name
+        except TypeError:
+            continue
+    for name, module in modules:
+        try:
+            if any(_holds(item, var) for item in list(vars(module).values())):
+                return name
+        except TypeError:
+            continue
+    return None
+
+
+class Sentinel:
+    """Outermost ASGI wrapper: snapshot and compare before the app runs, then hand the request over untouched."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.baseline: contextvars.Context | None = None
+        self.baseline_vars: list[dict] = []
+        names = os.environ.get(IDENTITY_ENV, "").split(",")
+        self.identity = {name.strip().lower().encode("latin-1") for name in names if name.strip()}
+        self.show_values = os.environ.get(SHOW_VALUES_ENV) == "1"
+        self.seen_tokens: set[str] = set()
+        self.requests: dict[str, int] = {}
+        self.stale: dict[str, dict[str, dict]] = {}  # phase -> var key -> finding
+        self.isolated: dict[str, int] = {}  # phase -> stale requests whose app ran in a Context of its own
+        self.leaking_requests: dict[str, int] = {}  # phase -> requests that saw another request's identity value
+        self.modules: dict[contextvars.ContextVar, str | None] = {}
+        self.started_up = False
+        self.last_write = 0.0
+
+    def describe(self, var: contextvars.ContextVar, value: object) -> dict:
+        if var not in self.modules:
+            self.modules[var] = creator_module(var)
+        return {"name": var.name, "module": self.modules[var], "type": _type_name(value)}
+
+    def report(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "baseline": self.baseline_vars,
+            "requests": self.requests,
+            "stale": self.stale,
+            "leaking_requests": self.leaking_requests,
+            "isolated": self.isolated,
+        }
+
+    def write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_write >= COUNT_WRITE_INTERVAL_S:
+            self.last_write = now
+            _write_json(f"report-{os.getpid()}.json", self.report())
+
+    def stale_at_entry(self, context: contextvars.Context) -> list[tuple[contextvars.ContextVar, object]]:
+        """ContextVars absent from the baseline or holding another value (neither the same object nor equal)."""
+        assert self.baseline is not None
+        stale = []
+        for var, value in context.items():
+            if var is MARKER:
+                continue
+            if var in self.baseline:
+                old = self.baseline[var]
+                if old is value:
+                    continue
+                try:
+                    if bool(old == value):
+                        continue
+                except Exception:  # an __eq__ that raises: the values are not the same
+                    pass
+            stale.append((var, value))
+        return stale
+
+    def record(self, phase: str, stale: list[tuple[contextvars.ContextVar, object]], own: set[str], used: bool) -> None:
+        if not used:
+            self.isolated[phase] = self.isolated.get(phase, 0) + 1
+            return
+        leaked = False
+        for var, value in stale:
+            key = f"{var.name}@{id(var)}"
+            finding = self.stale.setdefault(phase, {}).get(key)
+            if finding is None:
+                finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
+                self.stale[phase][key] = finding
+            finding["count"] += 1
+            digest = _short_hash(value)
+            finding["hashes"][digest] = finding["hashes"].get(digest, 0) + 1
+            foreign = {token for token in TOKEN_RE.findall(_text(value)) if token in self.seen_tokens} - own
+            if foreign:
+                finding["data_leaks"] += 1
+                leaked = True
+            if self.show_values and len(finding["values"]) < 5:
+                try:
+                    preview = repr(value)[:VALUE_PREVIEW]
+                except Exception:
+                    preview = "<unrepresentable>"
+                if preview not in finding["values"]:
+                    finding["values"].append(preview)
+        if leaked:
+            self.leaking_requests[phase] = self.leaking_requests.get(phase, 0) + 1
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+        # First thing, before anything of ours or the app's can set a ContextVar.
+        context = contextvars.copy_context()
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.baseline is None:
+            self.baseline = context
+            self.baseline_vars = [self.describe(var, value) for var, value in context.items()]
+            self.write(force=True)
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(PREFIX):
+            await self.answer(path, send)
+            return
+        phase = "other"
+        own: set[str] = set()
+        headers = []
+        for name, value in scope.get("headers", []):
+            lowered = name.lower()
+            if lowered == PHASE_HEADER:
+                phase = value.decode("latin-1")
+                continue
+            if lowered in self.identity:
+                own.update(TOKEN_RE.findall(value.decode("latin-1")))
+            headers.append((name, value))
+        self.seen_tokens.update(own)
+        self.requests[phase] = self.requests.get(phase, 0) + 1
+        scope = dict(scope, headers=headers)
+        stale = self.stale_at_entry(context)
+        if not stale:
+            self.write()
+            await self.app(scope, receive, send)
+            return
+        # Does the app run in this context (then it sees the stale values) or in one of its own (a fresh Context per
+        # request, as contextvar_isolated does)? A private marker set here is visible where the app talks to the
+        # server (its first receive or send) only in the first case. Set only on stale requests: no cost otherwise.
+        marker = object()
+        MARKER.set(marker)
+        settled: list[bool] = []
+
+        def settle(used: bool) -> None:
+            if not settled:
+                settled.append(used)
+                self.record(phase, stale, own, used)
+                self.write(force=True)
+
+        async def watched_receive() -> Any:
+            settle(MARKER.get(None) is marker)
+            return await receive()
+
+        async def watched_send(message: Any) -> None:
+            settle(MARKER.get(None) is marker)
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        finally:
+            settle(True)  # never talked to the server: assume it used the context it was given
+
+    async def answer(self, path: str, send: Any) -> None:
+        if path == FLUSH_PATH:
+            self.write(force=True)
+            body = json.dumps(self.report()).encode()
+            status = 200
+        elif path == READY_PATH:
+            body, status = b"ok", 200
+        else:
+            body, status = b"unknown probe path", 404
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def lifespan(self, scope: dict, receive: Any, send: Any) -> None:
+        async def watch(message: dict) -> None:
+            if message.get("type") == "lifespan.startup.complete":
+                self.started_up = True
+            elif message.get("type") == "lifespan.startup.failed":
+                _fail(f"the app failed at startup: {_last_line(message.get('message', '')) or 'no message'}")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except BaseException as exc:
+            if not self.started_up:
+                # Servers treat an app that raises here as one without lifespan support, or give up: either way
+                # the driver reads this line if the server does not become ready.
+                _fail(f"the app failed at startup: {type(exc).__name__}: {_last_line(str(exc))}")
+            raise
+
+
+def _build() -> Sentinel | None:
+    spec = os.environ.get(APP_ENV)
+    if not spec:
+        return None  # imported for --preflight or by a test, not by a server
+    try:
+        return Sentinel(load_app(spec))
+    except BaseException as exc:
+        _fail(str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {_last_line(str(exc))}")
+        raise
+
+
+def preflight(modules: list[str]) -> dict:
+    """Which server modules are importable here, and whether the app imports (one JSON line, no traceback)."""
+    missing = []
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    error = None
+    try:
+        load_app(os.environ.get(APP_ENV, ""))
+    except BaseException as exc:
+        error = str(exc) if isinstance(exc, (ImportError, ValueError)) else f"{type(exc).__name__}: {exc}"
+    return {"python": sys.version.split()[0], "executable": sys.executable, "missing": missing, "error": error}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--preflight"]:
+    # stdout may be polluted by the app's import-time prints: the answer is the last line
+    result = preflight(sys.argv[2:])
+    sys.stdout.flush()
+    print("\n" + json.dumps(result))
+    sys.exit(0)
+
+# Only a server loads the module by this name; ctxbench importing it for its constants builds nothing.
+app = _build() if __name__ == "ctxbench_probe_sentinel" else None

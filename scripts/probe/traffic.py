@@ -1,0 +1,229 @@
+"""The probe's traffic: bounded rows of raw HTTP/1.1 requests, keep-alive or pipelined, over a few connections.
+
+Raw sockets rather than an HTTP library: pipelining (several requests written before any response is read) is the
+path that leaks on uvicorn's default configuration, and no common client does it. ctxbench's own pipelining client
+(loadtests/pipeline.py) speaks the variants' contract; the probe knows nothing of the user's app but its paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from scripts.probe.sentinel import PHASE_HEADER
+
+CONNECT_TIMEOUT_S = 5.0
+IO_TIMEOUT_S = 10.0  # a stalled server ends the exchange, never hangs the probe
+ROW_TIMEOUT_S = 60.0  # a row stops by itself, whatever its budget
+READ_BYTES = 64 * 1024
+POST_BYTES = 256 * 1024  # large enough for the server to pause and resume its socket reader (asyncio + h11)
+KEEPALIVE_CONNECTIONS = 4  # concurrent keep-alive connections, so requests interleave in the server
+PIPELINE_CONNECTIONS = 2
+PIPELINE_DEPTH = 8  # requests written back to back before reading
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not an HTTP/1.1 response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the result table: one kind of traffic on one path, `requests` requests in all."""
+
+    kind: str  # concurrent | pipelined | post | stream | stream-pipelined
+    path: str
+    method: str = "GET"
+    body_bytes: int = 0
+    connections: int = KEEPALIVE_CONNECTIONS
+    depth: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.method} {self.path}"
+
+
+def plan(paths: list[str], post_path: str | None, stream_path: str | None) -> list[Row]:
+    """Every path known to leak: concurrent keep-alive and pipelined GETs per path, large bodies, streaming."""
+    rows: list[Row] = []
+    for path in paths:
+        rows.append(Row("concurrent", path))
+        rows.append(Row("pipelined", path, connections=PIPELINE_CONNECTIONS, depth=PIPELINE_DEPTH))
+    if post_path:
+        rows.append(Row("post", post_path, method="POST", body_bytes=POST_BYTES))
+    if stream_path:
+        rows.append(Row("stream", stream_path))
+        rows.append(Row("stream-pipelined", stream_path, connections=PIPELINE_CONNECTIONS, depth=PIPELINE_DEPTH))
+    return rows
+
+
+def identity_value() -> str:
+    """A value no other request carries, in the shape the sentinel looks for (`ctxp-` and 16 hex digits)."""
+    return f"ctxp-{secrets.token_hex(8)}"
+
+
+def encode(row: Row, phase: str, host: str, identity: list[str], carry: bool, body: bytes) -> bytes:
+    lines = [f"{row.method} {row.path} HTTP/1.1", f"Host: {host}", f"{PHASE_HEADER.decode()}: {phase}"]
+    if carry:  # alternate requests only: the others must show whether they see someone else's value
+        lines += [f"{name}: {identity_value()}" for name in identity]
+    if row.method == "POST":
+        lines += ["Content-Type: application/octet-stream", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclass
+class Parser:
+    """Incremental HTTP/1.1 response parser (Content-Length and chunked bodies); yields status codes."""
+
+    buffer: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> list[int]:
+        self.buffer += data
+        done = []
+        while (status := self._take()) is not None:
+            done.append(status)
+        return done
+
+    def _take(self) -> int | None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        parts = head[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"bad status line {head[0]!r}")
+        status = int(parts[1])
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        start = end + 4
+        if 100 <= status < 200 or status in (204, 304):
+            consumed = start
+        elif headers.get("transfer-encoding") == "chunked":
+            found = self._chunked_end(start)
+            if found is None:
+                return None
+            consumed = found
+        elif "content-length" in headers:
+            if not headers["content-length"].isdigit():
+                raise ProtocolError(f"bad Content-Length {headers['content-length']!r}")
+            consumed = start + int(headers["content-length"])
+            if len(self.buffer) < consumed:
+                return None
+        else:
+            raise ProtocolError("a response without a length cannot be followed on a keep-alive connection")
+        del self.buffer[:consumed]
+        return None if 100 <= status < 200 else status  # an interim 1xx is not the answer
+
+    def _chunked_end(self, position: int) -> int | None:
+        while True:
+            line_end = self.buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return None
+            try:
+                size = int(bytes(self.buffer[position:line_end]).split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ProtocolError("bad chunk size") from None
+            if size == 0:
+                trailer_end = self.buffer.find(b"\r\n\r\n", line_end)
+                return None if trailer_end < 0 else trailer_end + 4
+            if len(self.buffer) < line_end + 2 + size + 2:
+                return None
+            position = line_end + 2 + size + 2
+
+
+@dataclass
+class RowResult:
+    row: Row
+    sent: int = 0
+    answered: int = 0
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    first_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, statuses: list[int], sent: int, error: str | None) -> None:
+        with self.lock:
+            self.sent += sent
+            self.answered += len(statuses)
+            for status in statuses:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+            if error is not None:
+                self.errors += sent - len(statuses)
+                self.first_error = self.first_error or error
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.row.kind,
+            "method": self.row.method,
+            "path": self.row.path,
+            "sent": self.sent,
+            "answered": self.answered,
+            "errors": self.errors,
+            "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
+            "first_error": self.first_error,
+        }
+
+
+def _exchange(sock: socket.socket, payload: bytes, expected: int) -> list[int]:
+    parser = Parser()
+    statuses: list[int] = []
+    sock.sendall(payload)
+    while len(statuses) < expected:
+        data = sock.recv(READ_BYTES)
+        if not data:
+            raise ConnectionError(f"server closed the connection after {len(statuses)} of {expected} responses")
+        statuses += [status for status in parser.feed(data) if status is not None]
+    return statuses
+
+
+def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity: list[str]) -> RowResult:
+    """Send `requests` requests of the row over its connections; bounded by ROW_TIMEOUT_S, errors counted."""
+    result = RowResult(row)
+    numbers = itertools.count()  # shared by the connections: every other request carries identity values
+    lock = threading.Lock()
+    deadline = time.monotonic() + ROW_TIMEOUT_S
+    body = b"x" * row.body_bytes
+    host_header = f"{host}:{port}"
+
+    def take(count: int) -> list[int]:
+        with lock:
+            numbers_now = []
+            for _ in range(count):
+                number = next(numbers)
+                if number >= requests:
+                    break
+                numbers_now.append(number)
+            return numbers_now
+
+    def connection() -> None:
+        sock: socket.socket | None = None
+        try:
+            while time.monotonic() < deadline and (batch := take(row.depth)):
+                payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
+                try:
+                    if sock is None:
+                        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+                        sock.settimeout(IO_TIMEOUT_S)
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    result.add(_exchange(sock, payload, len(batch)), len(batch), None)
+                except (OSError, ProtocolError) as exc:
+                    result.add([], len(batch), f"{type(exc).__name__}: {exc}")
+                    if sock is not None:
+                        sock.close()
+                    sock = None  # start clean: the next batch opens a fresh connection
+        finally:
+            if sock is not None:
+                sock.close()
+
+    threads = [threading.Thread(target=connection, daemon=True) for _ in range(row.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        # daemon threads and socket timeouts: a join that runs out leaves nothing that outlives the process
+        thread.join(timeout=max(0.0, deadline - time.monotonic()) + IO_TIMEOUT_S)
+    return result
