@@ -171,9 +171,7 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
             "visible at entry (to anything that runs before the context is set) on the servers' default settings. "
             "Every cell where they leaked was also run with the server's fresh-Context setting (uvicorn's "
             "`--reset-contextvars`, ctxbench's gunicorn reset worker) and leaked nothing there, so they are correct "
-            "with it: "
-            + ", ".join(f"`{r.variant.name}`{_cost_phrase(r)}" for r in safe_with_reset)
-            + ".",
+            "with it: " + ", ".join(f"`{r.variant.name}`{_cost_phrase(r)}" for r in safe_with_reset) + ".",
         ]
     stale = [row for row in candidates if row.verdict == STALE_AT_ENTRY]
     if stale:
