@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -117,8 +118,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_command(variant: Variant, config: ServerConfig, port: int) -> list[str]:
-    return config.command(f"{variant.module}:app", HOST, port)
+def server_command(variant: Variant, config: ServerConfig, port: int, python: str = sys.executable) -> list[str]:
+    return config.command(f"{variant.module}:app", HOST, port, python=python)
 
 
 def wait_healthy(server: Managed, port: int) -> None:
@@ -137,10 +138,15 @@ def wait_healthy(server: Managed, port: int) -> None:
 
 
 @contextlib.contextmanager
-def serve(variant: Variant, config: ServerConfig, port: int, cpus: tuple[int, ...]) -> Iterator[Managed]:
-    """A server of any kind serving the variant, healthy on entry, stopped by PID on exit whatever happened."""
+def serve(
+    variant: Variant, config: ServerConfig, port: int, cpus: tuple[int, ...], python: str = sys.executable
+) -> Iterator[Managed]:
+    """A server of any kind serving the variant, healthy on entry, stopped by PID on exit whatever happened.
+
+    `python`: the interpreter that runs the server (another virtualenv's, to serve the variant on other versions).
+    """
     with tempfile.TemporaryDirectory(prefix="ctxbench-server-") as tmp:
-        server = Managed(server_command(variant, config, port), cpus, Path(tmp) / "server.log")
+        server = Managed(server_command(variant, config, port, python), cpus, Path(tmp) / "server.log")
         try:
             wait_healthy(server, port)
             server.processes()  # remember worker processes now that they are up

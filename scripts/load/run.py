@@ -230,14 +230,17 @@ def split_by_scenario(result: dict[str, object], records: list[dict]) -> list[di
     return cells
 
 
-def execute(spec: RunSpec) -> dict[str, object]:
-    """Serve, drive, measure, stop everything by PID, prove nothing is left. The caller holds the machine lock."""
+def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
+    """Serve, drive, measure, stop everything by PID, prove nothing is left. The caller holds the machine lock.
+
+    `python` runs the server only (the version matrix serves from a stack's virtualenv); locust is always ours.
+    """
     variant = registry.get(spec.variant)
     if spec.scenario not in (*scenarios.SCENARIOS, scenarios.EACH):
         raise ValueError(f"unknown scenario {spec.scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
-        with serve(variant, spec.config, port, SERVER_CPUS) as server:
+        with serve(variant, spec.config, port, SERVER_CPUS, python) as server:
             generator = Generator(spec, port, Path(tmp))
             try:
                 generator.start()
