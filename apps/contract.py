@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -132,6 +132,10 @@ def header_error_response(error: HeaderError) -> JSONResponse:
     return JSONResponse(error_body(400, error.reason, header=error.header), status_code=400)
 
 
+def body_incomplete_response() -> JSONResponse:
+    return JSONResponse(error_body(400, "request body incomplete: the client stopped sending"), status_code=400)
+
+
 def body_too_large_response() -> JSONResponse:
     return JSONResponse(error_body(413, "request body too large", limit_bytes=MAX_BODY_BYTES), status_code=413)
 
@@ -171,13 +175,22 @@ class RequestGuard:
             headers.append((REQUEST_ID_HEADER.lower().encode(), identity.request_id.encode()))
         scope = {**scope, "headers": headers, OBSERVED_SCOPE_KEY: {ENTRY: entry}}
         echoed = identity.request_id
+        started = False
 
         async def send_with_request_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = echoed
             await send(message)
 
-        await self.app(scope, receive, send_with_request_id)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except ClientDisconnect:
+            # The client ended its side mid-body (a half-close: hypercorn reports it as a disconnect and can still
+            # write). Bad input, not a server error: a 400 if nothing was sent yet, else nothing left to say.
+            if not started:
+                await body_incomplete_response()(scope, receive, send_with_request_id)
 
 
 # --- The probe: how checkpoint readings reach the response ----------------------------------------
