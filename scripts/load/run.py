@@ -6,9 +6,9 @@ import copy
 import datetime as dt
 import importlib.metadata
 import math
-import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +27,11 @@ from scripts.load.settings import GENERATOR_BOUND_SHARE, GENERATOR_CPUS, HOST, L
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 SCHEMA = 1  # bump when a field changes meaning, so summaries never mix methodologies
+WATCH_S = 0.1  # how often a waiting run checks that its generator and its server are still there
+
+
+class ServerExited(RuntimeError):
+    """The server died during a run: the run fails instead of recording refused connections as its result."""
 
 
 @dataclass(frozen=True)
@@ -123,14 +128,21 @@ class Generator:
         self.process = Managed(self.command, GENERATOR_CPUS, self.workdir / "locust.log")
         return self
 
-    def wait(self) -> None:
-        """Until locust stops by itself (its -t), at most LOCUST_GRACE_S longer; then it is stopped by PID."""
+    def wait(self, server: Managed | None = None) -> None:
+        """Until locust stops by itself (its -t), at most LOCUST_GRACE_S longer; then it is stopped by PID.
+
+        A `server` that exits meanwhile ends the run at once with ServerExited: locust would go on counting refused
+        connections until its -t, and the run would look like a result.
+        """
         assert self.process is not None
+        deadline = time.monotonic() + self.spec.warmup_s + self.spec.duration_s + LOCUST_GRACE_S
         try:
-            bound = self.spec.warmup_s + self.spec.duration_s + LOCUST_GRACE_S
-            self.returncode = self.process.process.wait(timeout=bound)
-        except subprocess.TimeoutExpired:
-            self.returncode = None  # it overran its bound: stopped below, recorded as exit code null
+            while (code := self.process.process.poll()) is None and time.monotonic() < deadline:
+                if server is not None and server.process.poll() is not None:
+                    code = server.process.returncode
+                    raise ServerExited(f"the server exited with {code} during the run:\n{server.log_tail()}")
+                time.sleep(WATCH_S)
+            self.returncode = code  # None: it overran its bound, stopped below, recorded as exit code null
         finally:
             self.stop()
 
@@ -246,7 +258,7 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
                 generator.start()
                 probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
                 with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
-                    generator.wait()
+                    generator.wait(server)
             finally:
                 generator.stop()  # before the server: a generator never outlives what it drives
         records = generator.records()
