@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "scripts.matrix": {"apps", "scripts.common"},
     "scripts.report": {"apps", "scripts.common", "scripts.bench", "scripts.load", "scripts.matrix"},
     "scripts.probe": {"scripts.common", "scripts.load"},
+    "scripts.soak": {"apps", "loadtests", "scripts.common", "scripts.load"},
 }
 PROJECT = ("apps", "loadtests", "microbench", "scripts")
 

@@ -1,0 +1,104 @@
+"""Server memory through a soak: RSS (and open file descriptors) sampled every second, growth per 100k requests."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+SAMPLE_INTERVAL_S = 1.0
+MIB = 1024 * 1024
+PER_REQUESTS = 100_000  # growth is stated per this many requests
+# Memory a per-request leak must not exceed: a retained context, task or connection costs hundreds of bytes to a few
+# KiB, i.e. tens to hundreds of MiB per 100k requests; allocator and cache noise on a healthy server stays well
+# below 2 MiB per 100k once warmed up.
+BOUND_MIB_PER_100K = 2.0
+# The first share of a server's requests only warms it up (arenas, caches, buffers, imports on first use): not fitted.
+WARMUP_SHARE = 0.2
+# Fewer requests than this after the warm-up cannot tell a slow leak from noise: growth is reported, not judged.
+MIN_FIT_REQUESTS = 20_000
+
+
+@dataclass
+class MemorySampler:
+    """Samples the summed RSS and open fds of fixed server processes (taken from the main thread, once per segment,
+    because `Managed.processes()` mutates its map and is not safe to call from this thread)."""
+
+    processes: list[psutil.Process]
+    samples: list[dict[str, float]] = field(default_factory=list)  # {"t", "rss", "fds", "processes"}
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        rss = fds = alive = 0
+        for proc in self.processes:
+            with contextlib.suppress(psutil.Error):
+                rss += proc.memory_info().rss
+                fds += proc.num_fds()
+                alive += 1
+        self.samples.append({"t": time.time(), "rss": rss, "fds": fds, "processes": alive})
+
+    def __enter__(self) -> MemorySampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL_S):
+            self.sample()
+
+
+def requests_at(when: float, before: int, requests: int, window: tuple[float, float] | None) -> float:
+    """Cumulative requests at a time inside one segment: linear over its measured window (the segment has no warm-up,
+    so every request falls inside it), `before` until it starts, `before + requests` after it ends."""
+    if window is None or window[1] <= window[0]:
+        return float(before + requests)
+    share = min(1.0, max(0.0, (when - window[0]) / (window[1] - window[0])))
+    return before + share * requests
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y against x, or None with fewer than two distinct x."""
+    if len(points) < 2:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+
+
+def growth(points: list[tuple[float, float]], total_requests: int) -> dict[str, object]:
+    """RSS growth per 100k requests over (cumulative requests, RSS bytes) after the warm-up, judged against the bound
+    when enough requests follow the warm-up."""
+    start = WARMUP_SHARE * total_requests
+    fitted = [(x, y) for x, y in points if x >= start]
+    span = (max(x for x, _ in fitted) - min(x for x, _ in fitted)) if fitted else 0.0
+    per_request = slope(fitted)
+    mib = per_request * PER_REQUESTS / MIB if per_request is not None else None
+    judged = mib is not None and span >= MIN_FIT_REQUESTS
+    rss = [y for _, y in points]
+    return {
+        "mib_per_100k_requests": mib,
+        "bound_mib_per_100k_requests": BOUND_MIB_PER_100K,
+        "judged": judged,
+        "passed": (mib <= BOUND_MIB_PER_100K) if judged else None,
+        "why_not_judged": None if judged else f"fewer than {MIN_FIT_REQUESTS} requests after the warm-up",
+        "warmup_requests": round(start),
+        "fitted_points": len(fitted),
+        "fitted_requests": round(span),
+        "rss_mib_first": rss[0] / MIB if rss else None,
+        "rss_mib_last": rss[-1] / MIB if rss else None,
+        "rss_mib_max": max(rss) / MIB if rss else None,
+    }

@@ -1,0 +1,70 @@
+"""The report's soak section, rendered from results/soak/summary.json alone (`soak_section(results_dir)`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts.common.results import read_json
+
+SUMMARY_NAME = "summary.json"
+
+
+def _mib(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.1f}"
+
+
+def _growth(growth: dict | None) -> str:
+    if not growth or growth.get("mib_per_100k_requests") is None:
+        return "-"
+    text = f"{_mib(growth['mib_per_100k_requests'], signed=True)} MiB"
+    return text if growth.get("judged") else f"{text} (not judged: {growth.get('why_not_judged')})"
+
+
+def soak_section(results_dir: Path) -> list[str]:
+    """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration); [] if no soak."""
+    path = Path(results_dir) / SUMMARY_NAME
+    if not path.exists():
+        return []
+    summary = read_json(path)
+    if summary["passed"]:
+        verdict = "passed"
+    elif summary["complete"]:
+        verdict = "**failed**"
+    else:
+        verdict = "**incomplete** (interrupted or unfinished: the figures cover what was done)"
+    bound = summary["growth_bound_mib_per_100k_requests"]
+    lines = [
+        "## Soak",
+        "",
+        f"`make soak`: {summary['requests']:,} validated requests of {summary['budget']:,} planned, every scenario at "
+        f"once, on the {len(summary['plan'])} approach and server configuration pairs the per-server verdicts call "
+        f"correct, one long-lived server each: {verdict}. Leak {summary['leak']}, lost {summary['lost']}, "
+        f"other (unexpected status, transport) {summary['other']}. Server memory (RSS, every process of the server) "
+        f"sampled every second; growth is the least-squares slope of RSS against requests served, after the first "
+        f"{summary['growth_warmup_share']:.0%} of a server's requests, judged against {bound:g} MiB per 100k requests "
+        f"when at least {summary['growth_min_fit_requests']:,} requests follow the warm-up.",
+        "",
+        "| approach | server configuration | requests | leak / lost / other | RSS first → last (max), MiB "
+        "| growth per 100k requests | open fds at end | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pair in summary["pairs"]:
+        growth = pair.get("growth") or {}
+        fds = pair.get("fds_last")
+        result = "ok" if pair["passed"] else (pair.get("error") or "failed").splitlines()[0]
+        lines.append(
+            f"| `{pair['variant']}` | {pair['server']['label']} | {pair['requests']:,} "
+            f"| {pair['leak']} / {pair['lost']} / {pair['other']} "
+            f"| {_mib(growth.get('rss_mib_first'))} → {_mib(growth.get('rss_mib_last'))} "
+            f"({_mib(growth.get('rss_mib_max'))}) | {_growth(growth)} | {fds if fds is not None else '-'} | {result} |"
+        )
+    environment = summary.get("environment", {})
+    lines += [
+        "",
+        f"{summary['elapsed_s'] / 60:.1f} min on {environment.get('cpu', '?')} ({environment.get('cpu_count', '?')} "
+        f"cores), commit {str((environment.get('git') or {}).get('commit'))[:12]}; raw figures and every memory sample "
+        "in `results/soak/`.",
+    ]
+    return lines

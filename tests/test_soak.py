@@ -1,0 +1,121 @@
+"""The soak: its plan is the report's per-server verdicts, its memory figures are sound, and a short soak runs clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.common.environment import ROOT
+from scripts.common.results import LOAD_DIR, read_json
+from scripts.load import servers, verdicts
+from scripts.report import decision
+from scripts.soak import memory, plan
+from scripts.soak.report import soak_section
+
+SHORT_BUDGET = 3000  # a few seconds of traffic: the whole path, not a figure
+LOCK_WAIT_S = 280.0  # the soak waits for the machine lock like every run (within pytest-timeout)
+
+
+def cell(variant: str, server: str, scenario: str, failures: dict[str, int]) -> dict:
+    leak = sum(n for name, n in failures.items() if name.endswith(":leak"))
+    lost = sum(n for name, n in failures.items() if name.endswith(":lost"))
+    return {"variant": variant, "server": server, "scenario": scenario, "failures": failures, "leak": leak,
+            "lost": lost, "requests": 100, "category": "x"}  # fmt: skip
+
+
+GRID = {
+    "leak_grid": [
+        cell("contextvar_asgi", "uvloop-httptools", "pipeline", {"entry.request_id:leak": 3}),
+        cell("contextvar_asgi", "uvloop-httptools-reset", "pipeline", {}),
+        cell("contextvar_asgi", "gunicorn-uvicorn", "pipeline", {"entry.request_id:leak": 1}),
+        cell("contextvar_asgi", "gunicorn-uvicorn-reset", "pipeline", {}),
+        cell("contextvar_asgi", "daphne", "pipeline", {}),
+        cell("explicit", "uvloop-httptools", "pipeline", {}),
+        cell("explicit", "uvloop-httptools-reset", "pipeline", {}),
+        cell("contextvar_conditional", "granian", "pipeline", {"middleware.user_id:leak": 2}),
+        cell("baseline", "daphne", "get", {"middleware.user_id:lost": 5}),
+        cell("global_state", "hypercorn-asyncio", "get", {}),  # a control is never soaked, even when clean
+    ]
+}
+
+
+@pytest.mark.parametrize("source", ["synthetic", "committed"])
+def test_the_shared_rule_is_the_reports_rule(source: str) -> None:
+    path = LOAD_DIR / "summary.json"
+    load = GRID if source == "synthetic" else (read_json(path) if path.exists() else GRID)
+    ours, report = verdicts.per_server(load), decision.per_server(load)
+    assert {key: (v.verdict, v.setting, v.leak, v.lost) for key, v in ours.items()} == {
+        key: (v.verdict, v.setting, v.leak, v.lost) for key, v in report.items()
+    }
+
+
+def test_the_soak_runs_what_the_report_calls_correct_with_the_fix_where_needed() -> None:
+    pairs = [(variant, config.label) for variant, config in verdicts.correct_pairs(GRID)]
+    assert pairs == [
+        ("contextvar_asgi", "daphne"),
+        ("contextvar_asgi", "gunicorn-uvicorn-reset"),
+        ("contextvar_asgi", "uvloop-httptools-reset"),
+        ("explicit", "uvloop-httptools"),
+    ]
+
+
+def test_budget_shares_and_explicit_pairs() -> None:
+    assert plan.share(1_000_000, 0, 16) == 62_500
+    assert plan.share(1_000_000, 990_000, 1) == 10_000 and plan.share(100, 200, 2) == 1
+    assert plan.parse_pair("explicit:daphne") == ("explicit", servers.DAPHNE)
+    with pytest.raises(ValueError):
+        plan.parse_pair("explicit")
+
+
+def test_growth_is_the_slope_after_the_warm_up_and_judged_only_on_enough_requests() -> None:
+    mib = memory.MIB
+    warm = [(x * 1000.0, 50 * mib + (10 * mib if x < 20 else 0) * x / 20) for x in range(0, 20)]
+    leaking = warm + [(x * 1000.0, 60 * mib + (x - 20) * 1000 * 100) for x in range(20, 100)]  # 100 B per request
+    found = memory.growth(leaking, 100_000)
+    assert found["judged"] and not found["passed"]
+    assert found["mib_per_100k_requests"] == pytest.approx(100 * 100_000 / mib)
+    flat = warm + [(x * 1000.0, 60 * mib + (x % 3) * 4096) for x in range(20, 100)]
+    assert memory.growth(flat, 100_000)["passed"] is True
+    short = memory.growth(flat[:25], 25_000)
+    assert short["judged"] is False and short["passed"] is None and short["why_not_judged"]
+    assert memory.requests_at(5.0, 100, 50, (0.0, 10.0)) == 125 and memory.requests_at(99.0, 100, 50, (0, 10)) == 150
+
+
+def summary(**changes: object) -> dict:
+    pair = {"variant": "explicit", "server": {"label": "uvloop-httptools"}, "requests": 3100, "leak": 0, "lost": 0,
+            "other": 0, "passed": True, "error": None, "fds_last": 12,
+            "growth": memory.growth([(0, memory.MIB), (3100, memory.MIB)], 3100)}  # fmt: skip
+    base = {"passed": True, "complete": True, "budget": 3000, "requests": 3100, "leak": 0, "lost": 0, "other": 0,
+            "plan": [{}], "pairs": [pair], "growth_bound_mib_per_100k_requests": 2.0, "growth_warmup_share": 0.2,
+            "growth_min_fit_requests": 20000, "elapsed_s": 60.0,
+            "environment": {"cpu": "x", "cpu_count": 2}}  # fmt: skip
+    return base | changes
+
+
+def test_the_report_section_says_passed_failed_or_incomplete(tmp_path: Path) -> None:
+    assert soak_section(tmp_path) == []
+    (tmp_path / "summary.json").write_text(json.dumps(summary()))
+    text = "\n".join(soak_section(tmp_path))
+    assert "## Soak" in text and ": passed." in text and "| `explicit` | uvloop-httptools | 3,100 |" in text
+    (tmp_path / "summary.json").write_text(json.dumps(summary(passed=False, complete=False)))
+    assert "**incomplete**" in "\n".join(soak_section(tmp_path))
+
+
+def test_a_short_soak_runs_clean_and_writes_its_results(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", str(SHORT_BUDGET), "--segment", "3"]
+    command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=LOCK_WAIT_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[soak] PASSED" in done.stdout and "req/s" in done.stdout and "ETA" in done.stdout
+    result = read_json(tmp_path / "summary.json")
+    assert result["complete"] and result["passed"] and result["requests"] >= SHORT_BUDGET
+    assert (result["leak"], result["lost"], result["other"]) == (0, 0, 0)
+    pair = read_json(tmp_path / "contextvar_isolated--uvloop-httptools.json")
+    assert set(pair["by_scenario"]) == {"get", "post", "stream", "mix", "pipeline"}  # every scenario, mixed
+    assert len(pair["samples"]) >= 3 and all(sample["rss"] > 0 for sample in pair["samples"])
+    assert pair["samples"][-1]["requests"] == pair["requests"]
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left: every write is a rename"
