@@ -11,11 +11,10 @@ DURATION ?=
 SCENARIO ?=
 SERVER ?=
 MODE ?=
-REQUESTS ?=
 APP ?=
 ARGS ?=
 
-.PHONY: setup bench test lint verify load sweep matrix report readme probe soak fuzz clean
+.PHONY: setup bench test lint verify load sweep matrix report readme versions probe clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +53,10 @@ sweep: setup
 matrix: setup
 	$(CLI) matrix
 
+# Which versions leak: every stack under stacks/ in its own virtualenv (cached by its lock's hash under .venv-stacks/).
+versions: setup
+	$(CLI) versions $(ARGS)
+
 report: setup
 	$(CLI) report
 
@@ -63,15 +66,6 @@ readme: setup
 # Is my app affected? make probe APP=module:app ARGS="--python ../svc/.venv/bin/python --app-dir ../svc"
 probe: setup
 	$(CLI) probe $(APP) $(ARGS)
-
-# The soak: 1,000,000 validated requests (REQUESTS=... to lower it) on the approaches the report calls correct.
-soak: setup
-	$(CLI) soak $(if $(REQUESTS),--requests $(REQUESTS))
-
-# The header-value property with the long hypothesis profile: 10,000 cases instead of CI's 1,000 (in-process, CPU only).
-fuzz: setup
-	CTXBENCH_HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest tests/test_bad_input.py -k any_header_values \
-		-p no:cacheprovider --hypothesis-show-statistics --timeout 3600
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

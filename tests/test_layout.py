@@ -20,6 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "scripts.matrix": {"apps", "scripts.common"},
     "scripts.report": {"apps", "scripts.common", "scripts.bench", "scripts.load", "scripts.matrix"},
     "scripts.probe": {"scripts.common", "scripts.load"},
+    # the version matrix drives apps/ in other interpreters (subprocesses); it imports only read-only data from them
+    "scripts.versions": {"apps", "loadtests", "scripts.common", "scripts.load"},
     "scripts.soak": {"apps", "loadtests", "scripts.common", "scripts.load"},
 }
 PROJECT = ("apps", "loadtests", "microbench", "scripts")

@@ -1,0 +1,1 @@
+"""The version matrix: verdicts, matrix and a leak hunt on declared stacks of Python, FastAPI, Starlette, uvicorn."""

@@ -1,0 +1,329 @@
+"""The version matrix in the report: heatmap stack × variant × path, cells that change, per approach its versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts.common import results as resultfiles
+
+VERSIONS_MD = "VERSIONS.md"  # under results/versions/: the full tables, REPORT.md carries the summary
+CHART_NAME = "versions.png"
+OK, LOST, LEAK, OTHER, CANNOT, NA, NOT_RUN = "ok", "lost", "leak", "error", "cannot run", "n/a", "not run"
+COLORS = {
+    OK: "#2e7d32",
+    LOST: "#9e9e9e",
+    LEAK: "#c62828",
+    OTHER: "#ef6c00",
+    CANNOT: "#212121",
+    NA: "#ffffff",
+    NOT_RUN: "#e0e0e0",
+}
+# In-process paths (apps.inprocess drives them; the _fresh_context ones model --reset-contextvars).
+INPROCESS = {
+    "concurrent": "in-process concurrent",
+    "keepalive": "in-process send path",
+    "keepalive_reads": "in-process read path",
+    "keepalive_fresh_context": "in-process send path, fresh Context",
+    "keepalive_reads_fresh_context": "in-process read path, fresh Context",
+}
+DEFAULT_PATHS = ("concurrent", "keepalive", "keepalive_reads")
+FRESH_PATHS = ("concurrent", "keepalive_fresh_context", "keepalive_reads_fresh_context")
+CORRECT, WITH_RESET, INCORRECT = "correct", "correct only with --reset-contextvars", "leaks or loses"
+
+
+def load(results_dir: Path = resultfiles.RESULTS) -> list[dict]:
+    """Every stack's result, in the order the stacks are declared (file order otherwise)."""
+    from scripts.versions.stacks import STACKS
+
+    found = {p.stem: resultfiles.read_json(p) for p in sorted((results_dir / "versions").glob("*.json"))}
+    order = [s.name for s in STACKS if s.name in found] + [
+        name for name in found if name not in {s.name for s in STACKS}
+    ]
+    return [found[name] for name in order]
+
+
+def label_of(failures: dict[str, int] | str | None) -> str:
+    """Worst verdict of one failure count dict: a leak outranks a loss, which outranks anything else."""
+    if failures is None:
+        return NOT_RUN
+    if isinstance(failures, str):
+        return OTHER
+    names = [name for name, count in failures.items() if count]
+    if any(name.endswith(":leak") for name in names):
+        return LEAK
+    if any(name.endswith(":lost") for name in names):
+        return LOST
+    return OTHER if names else OK
+
+
+def hunt_label(cell: dict | None) -> str:
+    if cell is None:
+        return NOT_RUN
+    if cell["status"] == "n/a":
+        return NA
+    if cell["status"] != "ran":
+        return CANNOT
+    scenarios = cell["scenarios"].values()
+    if not any(s["requests"] for s in scenarios):
+        return OTHER
+    for key, label in (("leak", LEAK), ("lost", LOST), ("other", OTHER)):
+        if any(s[key] for s in scenarios):
+            return label
+    return OK
+
+
+def hunt_configs(result: dict) -> list[str]:
+    hunt = result.get("hunt") or {}
+    return list(hunt.get("configs", []))
+
+
+def cells(result: dict, variant: str) -> dict[str, str]:
+    """path -> label for one stack and variant (in-process paths, then each server configuration)."""
+    if result.get("status") != "ran":
+        return {}
+    measured = (result.get("inprocess") or {}).get("variants", {}).get(variant)
+    row: dict[str, str] = {}
+    for path in INPROCESS:
+        if measured is None:
+            row[path] = NOT_RUN
+        elif measured.get("status") != "ran":
+            row[path] = CANNOT
+        else:
+            row[path] = label_of(measured["failures"].get(path))
+    runs = (result.get("hunt") or {}).get("runs", {}).get(variant, {})
+    for config in hunt_configs(result):
+        row[config] = hunt_label(runs.get(config))
+    return row
+
+
+def verdict(row: dict[str, str]) -> str:
+    """Correct: nothing leaks or is lost on any path of the server's default; else correct with the reset flag."""
+    if not row:
+        return NOT_RUN
+    if any(label == CANNOT for label in row.values()):
+        return CANNOT
+    plain = [row[p] for p in DEFAULT_PATHS] + [row[c] for c in row if c not in INPROCESS and not c.endswith("-reset")]
+    if all(label == OK for label in plain):
+        return CORRECT
+    fresh = [row[p] for p in FRESH_PATHS] + [row[c] for c in row if c.endswith("-reset")]
+    if all(label == OK for label in fresh) and any(c.endswith("-reset") and row[c] == OK for c in row):
+        return WITH_RESET
+    return INCORRECT
+
+
+def variants_of(results: list[dict]) -> list[str]:
+    names: dict[str, None] = {}
+    for result in results:
+        for name in (result.get("inprocess") or {}).get("variants", {}):
+            names.setdefault(name)
+    return list(names)
+
+
+def paths_of(results: list[dict]) -> list[str]:
+    configs: dict[str, None] = {}
+    for result in results:
+        for config in hunt_configs(result):
+            configs.setdefault(config)
+    return [*INPROCESS, *configs]
+
+
+def stack_label(result: dict) -> str:
+    packages = result.get("environment", {}).get("packages", {})
+    if result.get("status") != "ran":
+        return f"{result['stack']['name']} (skipped)"
+    return (
+        f"{result['stack']['name']}: py{result['environment'].get('python')} fastapi {packages.get('fastapi')} "
+        f"starlette {packages.get('starlette')} uvicorn {packages.get('uvicorn')}"
+    )
+
+
+def chart(results: list[dict], path: Path) -> Path | None:
+    """One panel per variant: stacks down, paths across, coloured by verdict."""
+    variants, paths = variants_of(results), paths_of(results)
+    if not variants:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    labels = list(COLORS)
+    cmap = ListedColormap([COLORS[label] for label in labels])
+    columns = 2
+    rows_of_panels = (len(variants) + columns - 1) // columns
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(15, 3.2 + 3.0 * rows_of_panels), squeeze=False)
+    names = [stack_label(result) for result in results]
+    for index, ax in enumerate(axes.flat):
+        if index >= len(variants):
+            ax.axis("off")
+            continue
+        variant = variants[index]
+        grid = []
+        for result in results:
+            row = cells(result, variant)
+            grid.append([labels.index(row.get(path, NOT_RUN)) for path in paths])
+        ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(labels) - 1, aspect="auto")
+        ax.set_title(variant, fontsize=10)
+        short = [INPROCESS.get(p, f"server {p}") for p in paths]
+        ax.set_xticks(range(len(paths)), short, rotation=40, ha="right", fontsize=7)
+        ax.set_yticks(range(len(results)), names if index % columns == 0 else [""] * len(names), fontsize=7)
+        ax.set_xticks([x - 0.5 for x in range(1, len(paths))], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(1, len(results))], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1)
+        ax.tick_params(which="minor", length=0)
+    fig.legend(
+        handles=[Patch(facecolor=COLORS[x], edgecolor="#616161", label=x) for x in labels], loc="lower center", ncol=7
+    )
+    fig.suptitle("Which versions leak: stack × variant × path (worst verdict over each path's requests)")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def approach_lines(results: list[dict]) -> list[str]:
+    """Per approach: the stacks it is correct on, correct only with the reset flag, wrong, or cannot run."""
+    ran = [r for r in results if r.get("status") == "ran"]
+    lines = [
+        "| approach | correct | correct only with `--reset-contextvars` | leaks or loses | cannot run |",
+        "|---|---|---|---|---|",
+    ]
+    for variant in variants_of(ran):
+        by: dict[str, list[str]] = {CORRECT: [], WITH_RESET: [], INCORRECT: [], CANNOT: []}
+        for result in ran:
+            by.setdefault(verdict(cells(result, variant)), []).append(result["stack"]["name"])
+        lines.append(
+            f"| `{variant}` | "
+            + " | ".join(", ".join(by[key]) or "-" for key in (CORRECT, WITH_RESET, INCORRECT, CANNOT))
+            + " |"
+        )
+    return lines
+
+
+def changing_lines(results: list[dict]) -> list[str]:
+    """Variant × path cells and matrix cells whose verdict is not the same on every stack that ran."""
+    ran = [r for r in results if r.get("status") == "ran"]
+    lines: list[str] = []
+    for variant in variants_of(ran):
+        for path in paths_of(ran):
+            labels = {r["stack"]["name"]: cells(r, variant).get(path, NOT_RUN) for r in ran}
+            if len(set(labels.values()) - {NA, NOT_RUN}) > 1:
+                lines.append(f"- `{variant}`, {INPROCESS.get(path, 'server ' + path)}: " + spread(labels))
+    matrix_lines = []
+    first = next(
+        (r["inprocess"]["matrix"] for r in ran if r["inprocess"].get("matrix", {}).get("status") == "ran"), None
+    )
+    if first is not None:
+        for kind in first["mechanisms"]:
+            for set_point in first["set_points"]:
+                for column in first["columns"]:
+                    labels = {}
+                    for result in ran:
+                        matrix = result["inprocess"].get("matrix", {})
+                        value = matrix.get("cells", {}).get(kind, {}).get(set_point, {}).get(column)
+                        labels[result["stack"]["name"]] = CANNOT if value is None or "cannot run" in value else value
+                    if len(set(labels.values())) > 1:
+                        matrix_lines.append(f"- {kind}, set in {set_point}, read at {column}: " + spread(labels))
+    return [
+        "Variant × path cells whose verdict changes across stacks:",
+        "",
+        *(lines or ["- none: every variant gives the same verdict on every path on every stack that ran"]),
+        "",
+        "Propagation-matrix cells (mechanism, set point, read point) that change across stacks:",
+        "",
+        *(matrix_lines or ["- none: the matrix is the same on every stack that ran"]),
+    ]
+
+
+def spread(labels: dict[str, str]) -> str:
+    """`leak` on a, b; `ok` on c: stacks grouped by label."""
+    groups: dict[str, list[str]] = {}
+    for stack, label in labels.items():
+        groups.setdefault(label, []).append(stack)
+    return "; ".join(f"`{label}` on {', '.join(stacks)}" for label, stacks in groups.items())
+
+
+def stacks_lines(results: list[dict]) -> list[str]:
+    lines = [
+        "| stack | Python | FastAPI | Starlette | uvicorn | anyio | pydantic | `--reset-contextvars` | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        stack, env = result["stack"], result.get("environment", {})
+        if result.get("status") != "ran":
+            lines.append(f"| {stack['name']} | {stack['python']} | | | | | | | skipped: {result.get('note', '')} |")
+            continue
+        packages = env.get("packages", {})
+        reset = (result.get("hunt") or {}).get("reset_flag")
+        row = [stack["name"], env.get("python"), *(packages.get(p) for p in ("fastapi", "starlette", "uvicorn"))]
+        row += [packages.get("anyio"), packages.get("pydantic"), {True: "yes", False: "no"}.get(reset, "-")]
+        lines.append("| " + " | ".join(str(v) for v in row) + f" | {stack['why']} |")
+    return lines
+
+
+def grid_lines(results: list[dict]) -> list[str]:
+    """The heatmap as text: per stack and variant, the paths that are not ok."""
+    ran = [r for r in results if r.get("status") == "ran"]
+    variants = variants_of(ran)
+    lines = ["| stack | " + " | ".join(f"`{v}`" for v in variants) + " |", "|---" * (len(variants) + 1) + "|"]
+    for result in ran:
+        row = []
+        for variant in variants:
+            found = cells(result, variant)
+            bad = {}
+            for path, label in found.items():
+                if label not in (OK, NA):
+                    bad.setdefault(label, []).append(INPROCESS.get(path, path).replace("in-process ", ""))
+            row.append("ok" if not bad else "; ".join(f"{label}: {', '.join(p)}" for label, p in bad.items()))
+        lines.append(f"| {result['stack']['name']} | " + " | ".join(row) + " |")
+    return lines
+
+
+def versions_section(results_dir: Path = resultfiles.RESULTS) -> list[str]:
+    """REPORT.md's version-matrix section (empty when no stack has results); the chart is drawn by `render`."""
+    results = load(results_dir)
+    if not results:
+        return []
+    chart_path = (resultfiles.CHARTS_DIR / CHART_NAME).relative_to(resultfiles.RESULTS)
+    hunt = next((r["hunt"] for r in results if isinstance(r.get("hunt"), dict) and "runs" in r["hunt"]), {})
+    return [
+        "## Which versions leak: the version matrix",
+        "",
+        "Generated by `make versions` from `results/versions/*.json`. Each stack is its own virtualenv built from a "
+        "committed lock (`stacks/`); in it run the in-process verdicts, the propagation matrix, and a real-server "
+        f"leak hunt (the stack's uvicorn, every load scenario at once, {hunt.get('duration_s', '?')} s per variant × "
+        "server configuration). *Correct*: no leak and no loss on any in-process path and on both uvicorn defaults; "
+        "*correct only with `--reset-contextvars`*: clean with the fresh Context (in-process and the `-reset` server "
+        "runs) where the stack's uvicorn has the flag.",
+        "",
+        *approach_lines(results),
+        "",
+        f"![version matrix: stack × variant × path]({chart_path})",
+        "",
+        *stacks_lines(results),
+        "",
+        *grid_lines(results),
+        "",
+        *changing_lines(results),
+        "",
+        f"Full tables: [`versions/{VERSIONS_MD}`](versions/{VERSIONS_MD}).",
+    ]
+
+
+def render(results_dir: Path = resultfiles.RESULTS) -> list[Path]:
+    """The heatmap under charts/ and versions/VERSIONS.md, from the raw per-stack JSON alone."""
+    results = load(results_dir)
+    if not results:
+        return []
+    written = []
+    drawn = chart(results, results_dir / "charts" / CHART_NAME)
+    if drawn:
+        written.append(drawn)
+    text = "\n".join(["# Version matrix", "", *versions_section(results_dir)[2:]]) + "\n"
+    written.append(resultfiles.write_text(results_dir / "versions" / VERSIONS_MD, text))
+    return written

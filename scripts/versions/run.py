@@ -1,0 +1,233 @@
+"""`make versions`: the in-process verdicts, the matrix and a bounded real-server leak hunt on every declared stack.
+
+Each stack runs in its own virtualenv (scripts/versions/envs.py): the in-process half in the stack's interpreter
+(scripts/versions/inside.py, a subprocess), the leak hunt with the stack's uvicorn serving and ctxbench's own locust
+driving it. One JSON per stack under results/versions/, written atomically, with the stack's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loadtests import scenarios
+from scripts.common import environment
+from scripts.common import results as resultfiles
+from scripts.common.lock import exclusive_run
+from scripts.load import servers
+from scripts.load.run import RunSpec, cells_of, execute
+from scripts.load.settings import QUICK_USERS_PER_SCENARIO
+from scripts.versions import envs, report
+from scripts.versions.stacks import BY_NAME, STACKS, Stack, lock_problems
+
+VERSIONS_DIR = resultfiles.RESULTS / "versions"
+VARIANTS = (
+    "contextvar_asgi",
+    "contextvar_conditional",
+    "contextvar_basehttp",
+    "request_state",
+    "explicit",
+    "contextvar_isolated",
+)
+# The two uvicorn defaults users run (uvloop + httptools with uvicorn[standard], asyncio + h11 without), each next to
+# its --reset-contextvars twin where the stack's uvicorn has the flag.
+HUNT_CONFIGS = (servers.UVLOOP_HTTPTOOLS, servers.ASYNCIO_H11)
+# 200 mixed requests per in-process scenario: the chained leaks are deterministic (every request after the first
+# starts in its predecessor's context), so more requests only cost time on eight stacks.
+REQUESTS = 200
+DURATION_S, WARMUP_S = 3.0, 0.5  # per variant x server config: a leak on one connection shows within a second
+INSIDE_TIMEOUT_S = 600
+
+
+def has_reset_flag(python: Path) -> bool:
+    """Whether this uvicorn has --reset-contextvars (asked of the stack's uvicorn itself, not guessed from versions)."""
+    help_text = subprocess.run(
+        [str(python), "-m", "uvicorn", "--help"], capture_output=True, text=True, check=False, timeout=60
+    ).stdout
+    return servers.RESET_FLAG in help_text
+
+
+def inside(env: envs.Env, requests: int, variants: tuple[str, ...]) -> dict:
+    """The stack's in-process verdicts and matrix, computed by its own interpreter (cwd = repo root)."""
+    with tempfile.TemporaryDirectory(prefix="ctxbench-versions-") as tmp:
+        out = Path(tmp) / "inside.json"
+        command = [str(env.python), "-m", "scripts.versions.inside", str(out), str(requests), *variants]
+        # subprocess.run kills the child on Ctrl-C (any exception) before re-raising: nothing is left running
+        done = subprocess.run(command, cwd=environment.ROOT, timeout=INSIDE_TIMEOUT_S, check=False)
+        if done.returncode != 0 or not out.exists():
+            return {"status": "error", "reason": f"{' '.join(command)} exited with {done.returncode}"}
+        return json.loads(out.read_text())
+
+
+def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration_s: float, warmup_s: float) -> dict:
+    """One bounded run of every scenario at once; per scenario the leak/lost/other counts, or why it could not run."""
+    users = QUICK_USERS_PER_SCENARIO * len(scenarios.SCENARIOS)
+    spec = RunSpec(variant, scenarios.EACH, users, duration_s, warmup_s, config, tag="versions")
+    try:
+        with exclusive_run():  # the load sweeps hold the same lock between runs; we wait for the machine
+            result = execute(spec, python=str(env.python))
+    except (RuntimeError, OSError) as exc:  # e.g. the server did not start: the variant's API is missing here
+        return {"status": "cannot run", "reason": str(exc).strip().splitlines()[-1][:300] if str(exc) else repr(exc)}
+    by_scenario = {
+        cell["run"]["scenario"]: {
+            key: cell["failures_total"][key] for key in ("requests", "leak", "lost", "other", "failures")
+        }
+        for cell in cells_of(result)
+    }
+    return {
+        "status": "ran",
+        "scenarios": by_scenario,
+        "locust_exit_code": result["locust"]["exit_code"],
+        "left_behind": result["processes"]["left_behind"],
+        "server_command": result["commands"]["server"],
+    }
+
+
+def hunt(env: envs.Env, variants: tuple[str, ...], reset: bool, duration_s: float, warmup_s: float) -> dict:
+    runs: dict[str, dict[str, dict]] = {}
+    for variant in variants:
+        for plain in HUNT_CONFIGS:
+            twin = servers.get(plain.twin) if plain.twin else None
+            for config in (plain, twin) if twin else (plain,):
+                if config.fix and not reset:
+                    runs.setdefault(variant, {})[config.label] = {
+                        "status": "n/a",
+                        "reason": f"uvicorn {env_version(env)} has no {servers.RESET_FLAG}",
+                    }
+                    continue
+                started = time.monotonic()
+                cell = hunt_one(env, variant, config, duration_s, warmup_s)
+                runs.setdefault(variant, {})[config.label] = cell
+                print(f"    hunt {variant:<24} {config.label:<24} {summary(cell)} ({time.monotonic() - started:.0f}s)")
+    return {
+        "configs": [c.label for plain in HUNT_CONFIGS for c in (plain, servers.get(plain.twin))],
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "users_per_scenario": QUICK_USERS_PER_SCENARIO,
+        "reset_flag": reset,
+        "runs": runs,
+    }
+
+
+_FROZEN: dict[Path, dict[str, str]] = {}
+
+
+def env_version(env: envs.Env, package: str = "uvicorn") -> str | None:
+    if env.root not in _FROZEN:
+        _FROZEN[env.root] = envs.freeze(env)
+    return _FROZEN[env.root].get(package)
+
+
+def summary(cell: dict) -> str:
+    if cell["status"] != "ran":
+        return f"{cell['status']}: {cell.get('reason', '')}"
+    totals = {key: sum(s[key] for s in cell["scenarios"].values()) for key in ("requests", "leak", "lost", "other")}
+    return f"leak={totals['leak']} lost={totals['lost']} other={totals['other']} of {totals['requests']}"
+
+
+def stack_environment(env: envs.Env, measured: dict, parameters: dict) -> dict:
+    """describe()'s fields, with the stack's own interpreter and packages in place of the orchestrator's."""
+    described = environment.describe(parameters)
+    frozen = envs.freeze(env)
+    described["orchestrator_python"] = described["python"]
+    described["python"] = measured.get("python")
+    described["implementation"] = measured.get("implementation")
+    described["packages"] = {name: frozen.get(name) for name in environment.PACKAGES}
+    described["pip_freeze"] = frozen
+    described["venv"] = str(
+        env.root.relative_to(environment.ROOT) if env.root.is_relative_to(environment.ROOT) else env.root
+    )
+    return described
+
+
+def stack_record(stack: Stack) -> dict:
+    return {
+        "name": stack.name,
+        "python": stack.python,
+        "pins": dict(stack.pins),
+        "why": stack.why,
+        "lock": str(stack.lock.relative_to(environment.ROOT)) if stack.lock.is_relative_to(environment.ROOT) else "",
+    }
+
+
+def run_stack(env: envs.Env, options: argparse.Namespace, results_dir: Path) -> Path:
+    """Everything for one stack whose env is ready; the JSON lands under `results_dir`/versions/."""
+    variants = tuple(options.variant or VARIANTS)
+    print(f"  in-process verdicts and matrix ({options.requests} requests per scenario)", flush=True)
+    measured = inside(env, options.requests, variants)
+    reset = has_reset_flag(env.python)
+    if options.skip_hunt:
+        hunted: dict = {"status": "skipped", "reason": "--skip-hunt"}
+    else:
+        print(f"  leak hunt: {len(variants)} variants, {servers.RESET_FLAG}: {'yes' if reset else 'no'}", flush=True)
+        hunted = hunt(env, variants, reset, options.duration, options.warmup)
+    parameters = {"requests_per_scenario": options.requests, "variants": list(variants)}
+    data = {
+        "stack": stack_record(env.stack),
+        "status": "ran",
+        "environment": stack_environment(env, measured, parameters),
+        "inprocess": measured,
+        "hunt": hunted,
+    }
+    return resultfiles.write_json(results_dir / "versions" / f"{env.stack.name}.json", data)
+
+
+def skipped(stack: Stack, note: str, results_dir: Path) -> Path:
+    data = {"stack": stack_record(stack), "status": "skipped", "note": note, "environment": environment.describe()}
+    return resultfiles.write_json(results_dir / "versions" / f"{stack.name}.json", data)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", action="append", choices=list(BY_NAME), help="only these stacks (default: all)")
+    parser.add_argument("--variant", action="append", choices=VARIANTS, help="only these variants (default: all six)")
+    parser.add_argument("--requests", type=int, default=REQUESTS, help="in-process requests per scenario")
+    parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds per leak-hunt run")
+    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="warm-up seconds per leak-hunt run")
+    parser.add_argument("--skip-hunt", action="store_true", help="in-process verdicts and matrix only")
+    parser.add_argument("--lock", action="store_true", help="recompile every stack's lock with uv, then stop")
+    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = [BY_NAME[name] for name in args.stack] if args.stack else list(STACKS)
+    if args.lock:
+        for stack in chosen:
+            print(f"compiled {envs.compile_lock(stack)}")
+        return 0
+    stale = [problem for stack in chosen for problem in lock_problems(stack)]
+    if stale:
+        print("stale stack locks (recompile with `ctxbench versions --lock`):\n  " + "\n  ".join(stale))
+        return 1
+    started = time.monotonic()
+    for index, stack in enumerate(chosen, start=1):
+        print(f"[{index}/{len(chosen)}] {stack.name} (Python {stack.python}; {pins_text(stack)})", flush=True)
+        try:
+            env = envs.ensure(stack)
+        except envs.Unavailable as exc:
+            print(f"  skipped: {exc}")
+            skipped(stack, str(exc), args.results_dir)
+            continue
+        except subprocess.SubprocessError as exc:
+            print(f"  skipped: its virtualenv could not be built ({exc})")
+            skipped(stack, f"virtualenv could not be built: {exc}", args.results_dir)
+            continue
+        stack_started = time.monotonic()
+        path = run_stack(env, args, args.results_dir)
+        print(f"  wrote {path} ({time.monotonic() - stack_started:.0f}s)", flush=True)
+    for path in report.render(args.results_dir):
+        print(f"wrote {path}")
+    print(f"version matrix done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def pins_text(stack: Stack) -> str:
+    return ", ".join(f"{name} {version}" for name, version in stack.pins.items())
+
+
+if __name__ == "__main__":
+    sys.exit(run(argparse.Namespace()))
