@@ -9,14 +9,21 @@ from apps import registry
 from apps.contract import ENTRY
 from scripts.bench.gate import fresh
 from scripts.load import servers as serverconfig
+from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and its tests name them through decision
+    CORRECT,
+    CORRECT_WITH,
+    LEAKS,
+    LOSES,
+    NOT_RUN,
+    SERVER_VERDICTS,
+    STALE_AT_ENTRY,
+    ServerVerdict,
+    per_server,
+)
 from scripts.report import limits
 
 IMMUNE = "correct everywhere tried"
 SAFE_WITH_RESET = "correct only with a fresh-Context setting"
-STALE_AT_ENTRY = "stale context at entry"
-LEAKS = "leaks another request's data"
-LOSES = "loses context"
-NOT_RUN = "not run"
 NOT_CANDIDATES = (registry.CONTROL,)
 IN_PROCESS, LOAD = "in-process ", "load "  # how a place's name starts: where the failure counts came from
 
@@ -312,70 +319,11 @@ def _load_cost_cell(cost: dict | None) -> str:
     return text + (f" (A/A {cost['aa_ratio']:.3f})" if cost.get("aa_ratio") else "")
 
 
-# --- Per server kind ------------------------------------------------------------------------------
-CORRECT = "correct"
-CORRECT_WITH = "correct with"  # followed by the setting
-SERVER_VERDICTS = (CORRECT, CORRECT_WITH, STALE_AT_ENTRY, LEAKS, LOSES, NOT_RUN)  # best first
-
-
-@dataclass(frozen=True)
-class ServerVerdict:
-    """What one approach does on one server kind, over every configuration of that kind the leak hunt ran."""
-
-    verdict: str  # one of SERVER_VERDICTS
-    setting: str | None  # the setting that makes it correct, for CORRECT_WITH
-    cells: int
-    failing_cells: int
-    leak: int
-    lost: int
-    requests: int
-
-    @property
-    def label(self) -> str:
-        return f"{CORRECT_WITH} {self.setting}" if self.verdict == CORRECT_WITH else self.verdict
-
-
+# --- Per server kind: the rule lives in scripts.load.verdicts, shared with the soak ---------------------------------
 def server_kinds(load: dict | None) -> list[str]:
     """The server kinds in the leak grid, in the order of servers.KINDS."""
     seen = {serverconfig.get(cell["server"]).kind for cell in (load or {}).get("leak_grid", [])}
     return [kind for kind in serverconfig.KINDS if kind in seen]
-
-
-def per_server(load: dict | None) -> dict[tuple[str, str], ServerVerdict]:
-    """(variant, server kind) -> verdict. A configuration with a fix counts only as the twin of a leaking default."""
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for cell in (load or {}).get("leak_grid", []):
-        cells.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), []).append(cell)
-    return {key: _server_verdict(group) for key, group in cells.items()}
-
-
-def _server_verdict(cells: list[dict]) -> ServerVerdict:
-    by_place = {(c["server"], c["scenario"]): c for c in cells}
-    defaults = [c for c in cells if serverconfig.get(c["server"]).fix is None]
-    failing = [c for c in defaults if c["leak"] or c["lost"]]
-    leaking = [c for c in defaults if c["leak"]]
-    setting = None
-    twins = [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in leaking]
-    fixed = all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
-    downstream = any(not n.startswith(f"{ENTRY}.") and n.endswith(":leak") for c in leaking for n in c["failures"])
-    if leaking and not fixed:  # leaking is worse than losing: it is reported first
-        verdict = LEAKS if downstream else STALE_AT_ENTRY
-    elif any(c["lost"] for c in defaults):
-        verdict = LOSES
-    elif leaking:
-        verdict = CORRECT_WITH
-        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins if twin}))
-    else:
-        verdict = CORRECT if defaults else NOT_RUN
-    return ServerVerdict(
-        verdict,
-        setting,
-        len(defaults),
-        len(failing),
-        sum(c["leak"] for c in defaults),
-        sum(c["lost"] for c in defaults),
-        sum(c["requests"] for c in defaults),
-    )
 
 
 def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
