@@ -18,6 +18,7 @@ COMMANDS = {
     "matrix": "scripts.matrix.run",
     "report": "scripts.report.build",
     "probe": "scripts.probe.command",
+    "versions": "scripts.versions.run",
     "soak": "scripts.soak.run",
 }
 
