@@ -11,10 +11,11 @@ DURATION ?=
 SCENARIO ?=
 SERVER ?=
 MODE ?=
+REQUESTS ?=
 APP ?=
 ARGS ?=
 
-.PHONY: setup bench test lint verify load sweep matrix report readme versions probe clean
+.PHONY: setup bench test lint verify load sweep matrix report readme versions probe soak fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +67,15 @@ readme: setup
 # Is my app affected? make probe APP=module:app ARGS="--python ../svc/.venv/bin/python --app-dir ../svc"
 probe: setup
 	$(CLI) probe $(APP) $(ARGS)
+
+# The soak: 1,000,000 validated requests (REQUESTS=... to lower it) on the approaches the report calls correct.
+soak: setup
+	$(CLI) soak $(if $(REQUESTS),--requests $(REQUESTS))
+
+# The header-value property with the long hypothesis profile: 10,000 cases instead of CI's 1,000 (in-process, CPU only).
+fuzz: setup
+	CTXBENCH_HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest tests/test_bad_input.py -k any_header_values \
+		-p no:cacheprovider --hypothesis-show-statistics --timeout 3600
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
