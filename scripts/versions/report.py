@@ -98,8 +98,8 @@ def cells(result: dict, variant: str) -> dict[str, str]:
 
 def verdict(row: dict[str, str]) -> str:
     """Correct: nothing leaks or is lost on any path of the server's default; else correct with the reset flag."""
-    if not row:
-        return NOT_RUN
+    if not row or all(label == NOT_RUN for label in row.values()):
+        return NOT_RUN  # the variant was left out of this stack's run (--variant): no verdict, not a failure
     if any(label == CANNOT for label in row.values()):
         return CANNOT
     plain = [row[p] for p in DEFAULT_PATHS] + [row[c] for c in row if c not in INPROCESS and not c.endswith("-reset")]
@@ -275,6 +275,9 @@ def grid_lines(results: list[dict]) -> list[str]:
         row = []
         for variant in variants:
             found = cells(result, variant)
+            if verdict(found) == NOT_RUN:
+                row.append(NOT_RUN)
+                continue
             bad = {}
             for path, label in found.items():
                 if label not in (OK, NA):
