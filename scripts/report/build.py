@@ -240,6 +240,36 @@ def _server_cost_lines(load: dict) -> list[str]:
     return lines
 
 
+def _curves_lines(curves: dict | None) -> list[str]:
+    """Throughput and latency against concurrency, interleaved rounds: comparable between variants."""
+    if not curves:
+        return []
+    lines = [
+        "",
+        f"### Throughput and latency against concurrency ({curves['scenario']} on {curves['server']})",
+        "",
+        "Closed-loop GETs at each user count, the variants interleaved within every level and round, so the host's "
+        "speed changes fall on all of them alike. Median over rounds [min–max]; `generator-bound` marks points where "
+        "the load generator saturated its core (the point measured the client as much as the server).",
+        "",
+        _chart(loadcharts.THROUGHPUT_CHART, "RPS and latency against users"),
+        "",
+        "| variant | users | runs | req/s [min–max] | p50 ms [min–max] | p99 ms [min–max] | generator-bound runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in curves["rows"]:
+        figures = [
+            f"{_fmt(row[f'{name}_median'], spec)} [{_fmt(row[f'{name}_min'], spec)}–{_fmt(row[f'{name}_max'], spec)}]"
+            for name, spec in (("rps", ".0f"), ("p50_ms", ".2f"), ("p99_ms", ".2f"))
+        ]
+        lines.append(
+            f"| `{row['variant']}` | {row['users']} | {row['runs']} | "
+            + " | ".join(figures)
+            + f" | {row['generator_bound_runs']} |"
+        )
+    return lines
+
+
 def _load_section(load: dict | None) -> list[str]:
     if load is None:
         return []
@@ -290,14 +320,7 @@ def _load_section(load: dict | None) -> list[str]:
             f"| {_fmt(f['p99_ms'], '.2f')} | {_fmt(f['max_ms'], '.2f')} |"
             for name, f in latency.items()
         ]
-    if load.get("throughput"):
-        lines += [
-            "",
-            _chart(loadcharts.THROUGHPUT_CHART, "RPS and p99 against users"),
-            "",
-            "Closed-loop runs ran one after another: their throughput is not comparable between variants "
-            "on this shared machine; the side-by-side figures above are.",
-        ]
+    lines += _curves_lines(load.get("curves"))
     client = load.get("client_cpu")
     if client:
         lines += [
