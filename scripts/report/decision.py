@@ -68,6 +68,7 @@ class Row:
     bench: dict | None
     load_cost: dict | None
     limits: list[str]
+    instructions: dict[str, dict] = field(default_factory=dict)  # method -> the instruction-count summary row
 
 
 def leak_lost(counts: dict[str, int]) -> str:
@@ -128,6 +129,14 @@ def bench_by_variant(bench: dict | None) -> dict[str, dict[str, dict]]:
     return rows
 
 
+def instructions_by_variant(bench: dict | None) -> dict[str, dict[str, dict]]:
+    """variant -> method -> its instruction-count row (`make bench MODE=instructions`), if counted."""
+    rows: dict[str, dict[str, dict]] = {}
+    for row in ((bench or {}).get("instructions") or {}).get("apps", []):
+        rows.setdefault(row["variant"], {})[row["method"]] = row
+    return rows
+
+
 def load_cost_by_variant(load: dict | None) -> dict[str, dict]:
     cost = (load or {}).get("cost") or {}
     aa = (cost.get("aa_ratio") or {}).get("median")
@@ -138,6 +147,7 @@ def decide(sources: dict[str, dict | None]) -> list[Row]:
     found = outcomes(sources)
     bench = bench_by_variant(sources.get("bench"))
     cost = load_cost_by_variant(sources.get("load"))
+    instructions = instructions_by_variant(sources.get("bench"))
     return [
         Row(
             v,
@@ -146,6 +156,7 @@ def decide(sources: dict[str, dict | None]) -> list[Row]:
             bench.get(v.name),
             cost.get(v.name),
             limits.limits_of(v.mechanism, sources.get("matrix")),
+            instructions.get(v.name, {}),
         )
         for v in registry.VARIANTS
     ]
@@ -272,14 +283,14 @@ def table_lines(rows: list[Row]) -> list[str]:
         "## Decision table",
         "",
         "| approach | category | carried by | verdict | where it failed | µs/request added (in-process) "
-        "| server CPU µs/request (load) |",
-        "|---|---|---|---|---|---|---|",
+        "| instructions/request (in-process) | server CPU µs/request (load) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         where = where_failed(row.outcome)
         lines.append(
             f"| `{row.variant.name}` | {row.variant.category} | {row.variant.mechanism} | {row.verdict} | {where} "
-            f"| {_bench_cell(row.bench)} | {_load_cost_cell(row.load_cost)} |"
+            f"| {_bench_cell(row.bench)} | {_instructions_cell(row.instructions)} | {_load_cost_cell(row.load_cost)} |"
         )
     return lines
 
@@ -308,6 +319,16 @@ def _bench_cell(bench: dict | None) -> str:
         )
         cells.append(f"{method.upper()} {row['median_us']:.1f} µs ±{row['stdev_pct']:.1f}%{added}")
     return "<br>".join(cells)
+
+
+def _instructions_cell(rows: dict[str, dict]) -> str:
+    """Instructions per request and the added share over baseline (callgrind: does not move with the host)."""
+    cells = []
+    for method, row in sorted(rows.items()):
+        versus = row.get("vs_baseline")
+        added = f", {versus['added_pct']:+.2f}% ({versus['verdict']})" if versus else " (the floor)"
+        cells.append(f"{method.upper()} {row['instructions'] / 1e6:.3f} M{added}")
+    return "<br>".join(cells) or "-"
 
 
 def _load_cost_cell(cost: dict | None) -> str:
