@@ -19,6 +19,8 @@ def _growth(growth: dict | None) -> str:
     if not growth or growth.get("mib_per_100k_requests") is None:
         return "-"
     text = f"{_mib(growth['mib_per_100k_requests'], signed=True)} MiB"
+    if growth.get("standard_error_mib") is not None:
+        text += f" ± {growth['standard_error_mib']:.2f}"
     return text if growth.get("judged") else f"{text} (not judged: {growth.get('why_not_judged')})"
 
 
@@ -43,8 +45,9 @@ def soak_section(results_dir: Path) -> list[str]:
         f"correct, one long-lived server each: {verdict}. Leak {summary['leak']}, lost {summary['lost']}, "
         f"other (unexpected status, transport) {summary['other']}. Server memory (RSS, every process of the server) "
         f"sampled every second; growth is the least-squares slope of RSS against requests served, after the first "
-        f"{summary['growth_warmup_share']:.0%} of a server's requests, judged against {bound:g} MiB per 100k requests "
-        f"when at least {summary['growth_min_fit_requests']:,} requests follow the warm-up.",
+        f"{summary['growth_warmup_share']:.0%} of a server's requests (± its standard error); a server fails when its "
+        f"growth exceeds {bound:g} MiB per 100k requests by more than {summary.get('growth_sigmas', 3):g} standard "
+        f"errors, judged when at least {summary['growth_min_fit_requests']:,} requests follow the warm-up.",
         "",
         "| approach | server configuration | requests | leak / lost / other | RSS first → last (max), MiB "
         "| growth per 100k requests | open fds at end | result |",

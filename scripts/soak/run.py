@@ -5,8 +5,9 @@ One long-lived server per (variant, configuration), driven by repeated locust se
 (`loadtests.scenarios.EACH`): a context, task or connection retained per request accumulates over the server's whole
 life, so one server per pair shows it as steady RSS growth, where a server per segment would restart the count.
 It fails on any leak, lost value or unexpected status, on a server or generator that dies, and on RSS growth above
-`memory.BOUND_MIB_PER_100K` per 100k requests after the warm-up. Results: one JSON per pair and `summary.json` under
-results/soak/, written atomically after every segment; Ctrl-C writes what was done with `"complete": false`.
+`memory.BOUND_MIB_PER_100K` per 100k requests after the warm-up (beyond its noise, see memory.py). Results: one JSON
+per pair and `summary.json` under results/soak/, written atomically after every segment; Ctrl-C writes what was done
+with `"complete": false`.
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ class Soak:
             "growth_bound_mib_per_100k_requests": memory.BOUND_MIB_PER_100K,
             "growth_warmup_share": memory.WARMUP_SHARE,
             "growth_min_fit_requests": memory.MIN_FIT_REQUESTS,
+            "growth_sigmas": memory.SIGMAS,
             "plan": [{"variant": variant, "server": config.label} for variant, config in self.plan],
             "pairs": pairs,
             "environment": describe({"budget": self.budget, "segment_s": self.segment_s, "users": self.users}),
