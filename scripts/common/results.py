@@ -12,6 +12,7 @@ from scripts.common.environment import ROOT
 RESULTS = ROOT / "results"
 BENCH_DIR = RESULTS / "bench"
 LOAD_DIR = RESULTS / "load"
+SOAK_DIR = RESULTS / "soak"
 MATRIX_DIR = RESULTS / "matrix"
 CHARTS_DIR = RESULTS / "charts"
 REPORT_PATH = RESULTS / "REPORT.md"

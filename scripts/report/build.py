@@ -18,6 +18,7 @@ from scripts.matrix import run as matrix
 from scripts.matrix.run import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
 from scripts.report import charts as reportcharts
 from scripts.report import decision, observability
+from scripts.soak.report import soak_section
 
 SOURCES = {
     "verify": VERIFY_JSON,
@@ -28,7 +29,7 @@ SOURCES = {
 REPRODUCE = {
     "verify": "make verify (also the gate of make bench)",
     "bench": "make bench",
-    "load": "make sweep; make sweep MODE=side|servers|latency|client",
+    "load": "make sweep; make sweep MODE=side|servers|latency|client|curves",
     "matrix": "make matrix",
     "report": "make report",
 }
@@ -380,6 +381,8 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         *_bench_section(sources["bench"]),
         "",
         *_load_section(sources["load"]),
+        "",
+        *soak_section(results_dir / resultfiles.SOAK_DIR.relative_to(resultfiles.RESULTS)),
         "",
         *_verify_section(sources["verify"]),
         "",

@@ -25,14 +25,13 @@ from loadtests import scenarios
 from loadtests.recorder import AFTER, MEASURED, WARMUP
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
-from scripts.common.results import RESULTS, write_json
+from scripts.common.results import SOAK_DIR, write_json
 from scripts.load import run as loadrun
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, free_port, serve
 from scripts.load.settings import QUICK_USERS, SERVER_CPUS
 from scripts.soak import memory, plan
 
-SOAK_DIR = RESULTS / "soak"
 SUMMARY_NAME = "summary.json"
 REQUESTS = 1_000_000
 SEGMENT_S = 60.0  # one locust run; the server lives on across segments
