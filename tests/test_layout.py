@@ -18,7 +18,15 @@ ALLOWED: dict[str, set[str]] = {
     "scripts.bench": {"apps", "microbench", "scripts.common"},
     "scripts.load": {"apps", "loadtests", "scripts.common"},
     "scripts.matrix": {"apps", "scripts.common"},
-    "scripts.report": {"apps", "scripts.common", "scripts.bench", "scripts.load", "scripts.matrix", "scripts.soak"},
+    "scripts.report": {
+        "apps",
+        "scripts.common",
+        "scripts.bench",
+        "scripts.load",
+        "scripts.matrix",
+        "scripts.soak",
+        "scripts.versions",
+    },
     "scripts.probe": {"scripts.common", "scripts.load"},
     # the version matrix drives apps/ in other interpreters (subprocesses); it imports only read-only data from them
     "scripts.versions": {"apps", "loadtests", "scripts.common", "scripts.load"},

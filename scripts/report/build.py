@@ -19,6 +19,8 @@ from scripts.matrix.run import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
 from scripts.report import charts as reportcharts
 from scripts.report import decision, observability
 from scripts.soak.report import soak_section
+from scripts.versions.report import render as render_versions
+from scripts.versions.report import versions_section
 
 SOURCES = {
     "verify": VERIFY_JSON,
@@ -382,6 +384,8 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *_load_section(sources["load"]),
         "",
+        *versions_section(results_dir),
+        "",
         *soak_section(results_dir / resultfiles.SOAK_DIR.relative_to(resultfiles.RESULTS)),
         "",
         *_verify_section(sources["verify"]),
@@ -408,6 +412,7 @@ def rebuild_derived() -> list[Path]:
         written.append(resultfiles.write_text(CELLS_MD, cells_markdown(summary)))
     if MATRIX_JSON.exists():
         written += matrix.render(resultfiles.read_json(MATRIX_JSON))
+    written += render_versions(resultfiles.RESULTS)
     sources = load_sources(resultfiles.RESULTS)
     chart = reportcharts.decision_chart(decision.decide(sources), sources["load"])
     return [*written, *([chart] if chart else [])]
