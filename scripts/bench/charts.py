@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # no display on CI or this server; set before pyplot is i
 import matplotlib.pyplot as plt  # after the backend choice
 
 from scripts.bench.stats import BASELINE, METHODS
+from scripts.common.results import write_figure
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
 INSTRUCTIONS_CHART = "bench_instructions.png"
@@ -163,13 +164,8 @@ def draw_instructions(summary: dict, path: Path) -> Path:
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout(rect=(0, 0.05, 1, 1) if fig.legends else None)  # room for a figure legend below
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
-    return path
+    return write_figure(fig, path, dpi=DPI)
 
 
 def draw_all(summary: dict, charts_dir: Path) -> list[Path]:

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from scripts.common.environment import ROOT
 
@@ -38,3 +39,18 @@ def write_text(path: Path, text: str) -> Path:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def write_figure(figure: Any, path: Path, **savefig: Any) -> Path:
+    """Save a matplotlib figure as PNG through a temporary file and a rename (atomic, like every result), close it."""
+    import matplotlib.pyplot as plt  # only the chart-drawing stages need matplotlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        figure.savefig(tmp, **savefig)
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        tmp.unlink(missing_ok=True)
+    return path

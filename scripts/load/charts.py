@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display here; chosen before pyplot is imported
 import matplotlib.pyplot as plt
 
 from apps import registry
-from scripts.common.results import CHARTS_DIR
+from scripts.common.results import CHARTS_DIR, write_figure
 from scripts.load.servers import BY_LABEL
 
 THROUGHPUT_CHART, COST_CHART, LEAK_CHART = "load_throughput.png", "load_cost.png", "load_leaks.png"
@@ -20,13 +20,7 @@ DPI = 120
 
 
 def _save(figure: plt.Figure, name: str) -> Path:
-    CHARTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = CHARTS_DIR / name
-    tmp = CHARTS_DIR / f".{name}.tmp.png"
-    figure.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
-    tmp.replace(path)  # atomic, like every result file
-    return path
+    return write_figure(figure, CHARTS_DIR / name, dpi=DPI, bbox_inches="tight")
 
 
 def throughput_chart(summary: dict) -> Path | None:

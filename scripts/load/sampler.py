@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, Self
 
 import psutil
 
@@ -23,38 +24,45 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-@dataclass
-class Sampler:
-    """Samples named cumulative counters; `between(t0, t1)` interpolates each one's increase over a window."""
+class BackgroundSampling:
+    """A context manager that calls `self.sample()` on entry, every `interval_s` in a daemon thread, and on exit."""
 
-    probes: dict[str, Callable[[], float]]
-    times: list[float] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=dict)
-    cores: list[list[float]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    interval_s: ClassVar[float] = SAMPLE_INTERVAL_S
 
     def sample(self) -> None:
-        self.times.append(time.time())
-        for name, probe in self.probes.items():
-            self.values.setdefault(name, []).append(probe())
-        self.cores.append(machine_busy_seconds())
+        raise NotImplementedError
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Self:
         self.sample()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         self.sample()
 
     def _loop(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
+        while not self._stop.wait(self.interval_s):
             self.sample()
+
+
+@dataclass
+class Sampler(BackgroundSampling):
+    """Samples named cumulative counters; `between(t0, t1)` interpolates each one's increase over a window."""
+
+    probes: dict[str, Callable[[], float]]
+    times: list[float] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    cores: list[list[float]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.times.append(time.time())
+        for name, probe in self.probes.items():
+            self.values.setdefault(name, []).append(probe())
+        self.cores.append(machine_busy_seconds())
 
     def _at(self, series: list[float], when: float) -> float:
         index = bisect.bisect_left(self.times, when)

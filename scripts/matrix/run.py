@@ -242,12 +242,7 @@ def chart(result: dict, path: Path) -> Path:
     fig.legend(handles=handles, loc="lower center", ncol=len(labels))
     fig.suptitle("Where a value set in one place is visible (in-process, concurrent, unique values)")
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return resultfiles.write_figure(fig, path, dpi=110)
 
 
 def render(result: dict, results_dir: Path = resultfiles.RESULTS) -> list[Path]:

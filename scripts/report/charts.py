@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from scripts.common.results import CHARTS_DIR
+from scripts.common.results import CHARTS_DIR, write_figure
 from scripts.report import decision
 
 DECISION_CHART = "decision.png"
@@ -77,13 +77,7 @@ def decision_chart(rows: list[decision.Row], load: dict | None) -> Path | None:
         fontsize=9,
         pad=28,
     )
-    CHARTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = CHARTS_DIR / DECISION_CHART
-    tmp = CHARTS_DIR / f".{DECISION_CHART}.tmp.png"
-    figure.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
-    tmp.replace(path)  # atomic, like every result file
-    return path
+    return write_figure(figure, CHARTS_DIR / DECISION_CHART, dpi=DPI, bbox_inches="tight")
 
 
 def _not_run() -> decision.ServerVerdict:

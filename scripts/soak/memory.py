@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import psutil
+
+from scripts.load.sampler import BackgroundSampling
 
 SAMPLE_INTERVAL_S = 1.0
 MIB = 1024 * 1024
@@ -30,14 +32,13 @@ SIGMAS = 3.0
 
 
 @dataclass
-class MemorySampler:
+class MemorySampler(BackgroundSampling):
     """Samples the summed RSS and open fds of fixed server processes (taken from the main thread, once per segment,
     because `Managed.processes()` mutates its map and is not safe to call from this thread)."""
 
     processes: list[psutil.Process]
     samples: list[dict[str, float]] = field(default_factory=list)  # {"t", "rss", "fds", "processes"}
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    interval_s: ClassVar[float] = SAMPLE_INTERVAL_S
 
     def sample(self) -> None:
         rss = fds = alive = 0
@@ -47,22 +48,6 @@ class MemorySampler:
                 fds += proc.num_fds()
                 alive += 1
         self.samples.append({"t": time.time(), "rss": rss, "fds": fds, "processes": alive})
-
-    def __enter__(self) -> MemorySampler:
-        self.sample()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.sample()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
-            self.sample()
 
 
 def requests_at(when: float, before: int, requests: int, window: tuple[float, float] | None) -> float:

@@ -181,12 +181,7 @@ def chart(results: list[dict], path: Path) -> Path | None:
     )
     fig.suptitle("Which versions leak: stack × variant × path (worst verdict over each path's requests)")
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return resultfiles.write_figure(fig, path, dpi=100)
 
 
 def approach_lines(results: list[dict]) -> list[str]:
