@@ -122,19 +122,34 @@ def server_command(variant: Variant, config: ServerConfig, port: int, python: st
     return config.command(f"{variant.module}:app", HOST, port, python=python)
 
 
-def wait_healthy(server: Managed, port: int) -> None:
-    url = f"http://{HOST}:{port}{HEALTH_PATH}"
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+class NotServing(RuntimeError):
+    """The server exited (`exit_code` set) or did not answer in time (`exit_code` None)."""
+
+    def __init__(self, message: str, exit_code: int | None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def wait_answering(server: Managed, url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    """Poll `url` on fresh connections until it answers 200, or raise NotServing."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log_tail()}")
+            raise NotServing(f"server exited with {server.process.returncode}", server.process.returncode)
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             time.sleep(0.05)
-    raise RuntimeError(f"no answer on {url} within {HEALTH_TIMEOUT_S}s:\n{server.log_tail()}")
+    raise NotServing(f"no answer on {url} within {timeout_s}s", None)
+
+
+def wait_healthy(server: Managed, port: int) -> None:
+    try:
+        wait_answering(server, f"http://{HOST}:{port}{HEALTH_PATH}")
+    except NotServing as error:
+        raise RuntimeError(f"{error}:\n{server.log_tail()}") from None
 
 
 @contextlib.contextmanager

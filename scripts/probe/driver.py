@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.load.process import Managed, free_port
+from scripts.load.process import Managed, NotServing, free_port, wait_answering
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
 from scripts.probe import sentinel
@@ -138,18 +137,12 @@ def _failure(server: Managed, report_dir: Path, what: str) -> ProbeError:
 
 def wait_ready(server: Managed, port: int, report_dir: Path, label: str) -> None:
     """Poll the sentinel's own path on fresh connections; the first answer is the baseline request."""
-    url = f"http://{HOST}:{port}{sentinel.READY_PATH}"
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise _failure(server, report_dir, f"{label} did not start (exit code {server.process.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    raise _failure(server, report_dir, f"{label} did not answer within {HEALTH_TIMEOUT_S:.0f}s")
+    try:
+        wait_answering(server, f"http://{HOST}:{port}{sentinel.READY_PATH}")
+    except NotServing as error:
+        if error.exit_code is not None:
+            raise _failure(server, report_dir, f"{label} did not start (exit code {error.exit_code})") from None
+        raise _failure(server, report_dir, f"{label} did not answer within {HEALTH_TIMEOUT_S:.0f}s") from None
 
 
 def flush(port: int) -> None:
