@@ -54,16 +54,21 @@ def server_verdict(cells: list[dict]) -> ServerVerdict:
     failing = [c for c in defaults if c["leak"] or c["lost"]]
     leaking = [c for c in defaults if c["leak"]]
     setting = None
-    twins = [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in leaking]
-    fixed = all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
+
+    def twins_of(group: list[dict]) -> list[dict | None]:
+        return [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in group]
+
+    def clean(twins: list[dict | None]) -> bool:
+        return all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
+
     downstream = any(not n.startswith(f"{ENTRY}.") and n.endswith(":leak") for c in leaking for n in c["failures"])
-    if leaking and not fixed:  # leaking is worse than losing: it is reported first
+    if leaking and not clean(twins_of(leaking)):  # leaking is worse than losing: it is reported first
         verdict = LEAKS if downstream else STALE_AT_ENTRY
-    elif any(c["lost"] for c in defaults):
-        verdict = LOSES
-    elif leaking:
+    elif failing and clean(twins_of(failing)):  # the setting removes every failure, losses included
         verdict = CORRECT_WITH
-        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins if twin}))
+        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins_of(failing) if twin}))
+    elif failing:
+        verdict = LOSES
     else:
         verdict = CORRECT if defaults else NOT_RUN
     return ServerVerdict(

@@ -384,6 +384,9 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
             parts.append(
                 "Leak: " + ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].verdict})" for r in bad) + "."
             )
+        losing = [r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == LOSES]
+        if losing:
+            parts.append("Lose context: " + ", ".join(f"`{r.variant.name}`" for r in losing) + ".")
         lines += ["- " + " ".join(parts)]
     return lines
 
