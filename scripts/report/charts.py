@@ -58,7 +58,7 @@ def decision_chart(rows: list[decision.Row], load: dict | None) -> Path | None:
             found = verdicts.get((row.variant.name, kind), _not_run())
             text = SHORT[found.verdict]
             if found.verdict == decision.CORRECT_WITH:
-                text = f"with {found.setting.replace('--worker-class ', '-k ').replace('apps.workers.', '')}"
+                text = "with ctxbench's reset worker" if "--worker-class" in found.setting else f"with {found.setting}"
             axis.text(x, y, text, ha="center", va="center", fontsize=7)
     axis.set_xticks(range(len(kinds)), kinds, fontsize=9)
     axis.xaxis.tick_top()
