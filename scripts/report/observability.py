@@ -11,13 +11,16 @@ from scripts.load import servers as serverconfig
 
 # The observability library variants: the error tracker, the tracer, the logger.
 VARIANTS = ("sentry_scope", "otel_baggage", "loguru_contextualize")
+# What the tools record: the error event, the server span, the log record, and whether the request got a transaction
+# of its own (Sentry's audit reads it). The other checkpoints are in the decision table.
+RECORDED = ("event.", "span.", "log.", "audit.request_id:lost")
 
 
 def _harms(failures: dict[str, int]) -> dict[str, int]:
     """Responses per harm: names that describe one harm (a span's trace and parent) count once, by their maximum."""
     found: dict[str, int] = {}
     for name, count in failures.items():
-        if name.endswith((":leak", ":lost")):
+        if name.endswith((":leak", ":lost")) and name.startswith(RECORDED):
             sentence = harm(name)
             found[sentence] = max(found.get(sentence, 0), count)
     return found
@@ -46,8 +49,9 @@ def section(sources: dict[str, dict | None]) -> list[str]:
         "Each library variant uses its tool as the tool's documentation shows for FastAPI, with an in-memory "
         "transport, exporter or sink, and reports what the tool would record for every request: the error event "
         "Sentry would send, the server span OpenTelemetry exports, the log record loguru writes. A count is the "
-        "number of requests whose record was misattributed, out of the validated requests of that server; the paths "
-        "are the load scenarios where it happened (b = large request bodies).",
+        "number of requests whose record was misattributed, out of the validated requests on that server; the paths "
+        "are the load scenarios where it happened. What the rest of the request saw (every checkpoint) is in the "
+        "decision table and [CELLS.md](load/CELLS.md).",
     ]
     order = {label: index for index, label in enumerate(serverconfig.BY_LABEL)}
     for name in VARIANTS:
