@@ -1,8 +1,8 @@
 """Per-server verdicts from the load leak grid (a pure function of summary.json), and what the soak should run on.
 
 The report's "Recommendation per server" and the soak must agree on which approaches are correct on which server
-configurations, so the rule lives here, below both: `per_server(load_summary)` is the same rule as
-`scripts.report.decision.per_server`, and `correct_pairs(load_summary)` turns it into (variant, configuration) pairs.
+configurations, so the rule lives here, below both: the report uses `per_server(load_summary)` (through
+scripts.report.decision), the soak uses `correct_pairs(load_summary)`, the (variant, configuration) pairs it implies.
 """
 
 from __future__ import annotations
