@@ -19,7 +19,7 @@ from scripts.bench import charts as benchcharts
 from scripts.bench import stats as benchstats
 from scripts.common.lock import exclusive_run
 
-pytestmark = pytest.mark.timeout(300)  # the smoke bench of every variant, after the machine lock if another run holds it
+pytestmark = pytest.mark.timeout(300)  # the smoke bench of every variant (after the machine lock, if held)
 
 
 @pytest.fixture(scope="module")
