@@ -114,7 +114,6 @@ GRANIAN_ASYNCIO = ServerConfig("granian-asyncio", "granian", ("--loop", "asyncio
 DAPHNE = ServerConfig("daphne", "daphne")
 
 DEFAULT = UVLOOP_HTTPTOOLS  # what `uvicorn app` picks with uvicorn[standard] installed
-PURE_PYTHON = ASYNCIO_H11
 
 # The leak hunt: every kind, and every default configuration that has a fix next to its fixed twin.
 LEAK_HUNT: tuple[ServerConfig, ...] = (
@@ -140,7 +139,6 @@ EXTRA: tuple[ServerConfig, ...] = (
 )
 ALL: tuple[ServerConfig, ...] = (*LEAK_HUNT, *EXTRA)
 BY_LABEL = MappingProxyType({config.label: config for config in ALL})
-FULL = ALL
 # One configuration per kind, as users start it without options: the server-cost comparison and the probe's default.
 PER_KIND: tuple[ServerConfig, ...] = tuple({c.kind: c for c in reversed(LEAK_HUNT) if c.fix is None}.values())[::-1]
 PROBE_DEFAULT: tuple[ServerConfig, ...] = (UVLOOP_HTTPTOOLS, GUNICORN, HYPERCORN_ASYNCIO, GRANIAN, DAPHNE)
@@ -151,8 +149,3 @@ def get(label: str) -> ServerConfig:
         return BY_LABEL[label]
     except KeyError:
         raise KeyError(f"unknown server label {label!r}; known: {', '.join(BY_LABEL)}") from None
-
-
-def parse(label: str) -> ServerConfig:
-    """A label back to its configuration (kept for result files written before server kinds were data)."""
-    return get(label)

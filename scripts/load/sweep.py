@@ -2,7 +2,7 @@
 
 quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
          configuration drive every scenario at once, one result per scenario (about 20 minutes)
-full     FULL_USERS x every scenario x serverconfig.FULL (hours: narrow it with --variant/--scenario/--server)
+full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side): cost
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
@@ -99,7 +99,7 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
         cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
         duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
     elif mode == FULL:
-        cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.FULL for s in chosen_scenarios]
+        cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.ALL for s in chosen_scenarios]
         duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
     else:  # LATENCY: fixed rate, default server, plain GETs, repeated rounds
         cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS

@@ -16,22 +16,17 @@ from scripts.report import decision
 
 DECISION_CHART = "decision.png"
 DPI = 120
-COLOURS = {  # one per decision.SERVER_VERDICTS, best first
-    decision.CORRECT: "#4caf50",
-    decision.CORRECT_WITH: "#cddc39",
-    decision.STALE_AT_ENTRY: "#ff9800",
-    decision.LEAKS: "#e53935",
-    decision.LOSES: "#90a4ae",
-    decision.NOT_RUN: "#eeeeee",
-}
-SHORT = {
-    decision.CORRECT: "correct",
-    decision.CORRECT_WITH: "with setting",
-    decision.STALE_AT_ENTRY: "stale at entry",
-    decision.LEAKS: "leaks data",
-    decision.LOSES: "loses context",
-    decision.NOT_RUN: "not run",
-}
+# Colour and short label of each verdict, in decision.SERVER_VERDICTS order (best first).
+COLOURS = dict(
+    zip(decision.SERVER_VERDICTS, ("#4caf50", "#cddc39", "#ff9800", "#e53935", "#90a4ae", "#eeeeee"), strict=True)
+)
+SHORT = dict(
+    zip(
+        decision.SERVER_VERDICTS,
+        ("correct", "with setting", "stale at entry", "leaks data", "loses context", "not run"),
+        strict=True,
+    )
+)
 
 
 def _cost_label(row: decision.Row) -> str:

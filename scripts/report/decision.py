@@ -14,6 +14,7 @@ from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and 
     CORRECT_WITH,
     LEAKS,
     LOSES,
+    NOT_CANDIDATES,
     NOT_RUN,
     SERVER_VERDICTS,
     STALE_AT_ENTRY,
@@ -24,7 +25,6 @@ from scripts.report import limits
 
 IMMUNE = "correct everywhere tried"
 SAFE_WITH_RESET = "correct only with a fresh-Context setting"
-NOT_CANDIDATES = (registry.CONTROL,)
 IN_PROCESS, LOAD = "in-process ", "load "  # how a place's name starts: where the failure counts came from
 
 
