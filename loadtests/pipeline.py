@@ -64,6 +64,10 @@ class ResponseParser:
                 raise ProtocolError(f"bad header line {line!r}")
             headers[name.strip().lower()] = value.strip()
         start = end + 4
+        status = int(status_line[1])
+        if 100 <= status < 200 or status in (204, 304):  # no body; an interim 1xx is followed by the real answer
+            del self.buffer[:start]
+            return self._take_one() if status < 200 else Response(status, headers, b"")
         if headers.get("transfer-encoding", "").lower() == "chunked":
             parsed = self._chunked(start)
             if parsed is None:
@@ -79,7 +83,7 @@ class ResponseParser:
             body = bytes(self.buffer[start:consumed])
         del self.buffer[:consumed]
         keep_alive = headers.get("connection", "").lower() != "close"
-        return Response(int(status_line[1]), headers, body, keep_alive)
+        return Response(status, headers, body, keep_alive)
 
     def _chunked(self, position: int) -> tuple[bytes, int] | None:
         body = bytearray()
@@ -115,12 +119,13 @@ class Timed:
 class PipelineClient:
     """One keep-alive connection; `exchange` writes a whole batch, then reads the responses in order."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, io_timeout_s: float = IO_TIMEOUT_S) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"pipelining needs a plain http:// host, got {base_url!r}")
         self.address = (parts.hostname, parts.port or 80)
         self.host_header = parts.netloc
+        self.io_timeout_s = io_timeout_s
         self.sock: socket.socket | None = None
 
     def close(self) -> None:
@@ -131,28 +136,32 @@ class PipelineClient:
     def _connect(self) -> socket.socket:
         if self.sock is None:
             sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
-            sock.settimeout(IO_TIMEOUT_S)
+            sock.settimeout(self.io_timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock = sock
         return self.sock
 
     def exchange(self, specs: list[RequestSpec]) -> list[Timed]:
-        """Send every request before reading; on any error the connection is dropped and the error raised."""
+        """Send every request of the contract before reading (see `exchange_raw`)."""
+        return self.exchange_raw(b"".join(encode(spec, self.host_header) for spec in specs), len(specs))
+
+    def exchange_raw(self, payload: bytes, expected: int) -> list[Timed]:
+        """Write the whole payload, then read `expected` responses; on any error drop the connection and raise."""
         sock = self._connect()
         parser = ResponseParser()
         started = time.perf_counter()
         results: list[Timed] = []
         try:
-            sock.sendall(b"".join(encode(spec, self.host_header) for spec in specs))
-            while len(results) < len(specs):
+            sock.sendall(payload)
+            while len(results) < expected:
                 data = sock.recv(READ_BYTES)
                 if not data:
-                    raise ConnectionError(f"server closed after {len(results)} of {len(specs)} responses")
+                    raise ConnectionError(f"server closed after {len(results)} of {expected} responses")
                 now_ms = (time.perf_counter() - started) * 1000.0
                 results += [Timed(response, now_ms) for response in parser.feed(data)]
         except BaseException:
             self.close()
             raise
-        if len(results) > len(specs) or parser.buffer or not results[-1].response.keep_alive:
+        if len(results) > expected or parser.buffer or not results[-1].response.keep_alive:
             self.close()  # a surplus byte or a "Connection: close" ends the connection: start clean next time
         return results

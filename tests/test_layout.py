@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
         "scripts.soak",
         "scripts.versions",
     },
-    "scripts.probe": {"scripts.common", "scripts.load"},
+    "scripts.probe": {"loadtests", "scripts.common", "scripts.load"},
     # the version matrix drives apps/ in other interpreters (subprocesses); it imports only read-only data from them
     "scripts.versions": {"apps", "loadtests", "scripts.common", "scripts.load"},
     "scripts.soak": {"apps", "loadtests", "scripts.common", "scripts.load"},

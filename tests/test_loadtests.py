@@ -142,3 +142,9 @@ def test_ctrl_c_stops_the_server_and_the_generator() -> None:
         if orchestrator.poll() is None:
             orchestrator.kill()
     assert not any(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE for proc in seen.values())
+
+
+def test_parser_skips_interim_answers_and_takes_bodyless_ones() -> None:
+    interim, empty = b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"
+    wire = interim + ok_response(b"ok") + empty + ok_response(b"x")
+    assert [(r.status, r.body) for r in ResponseParser().feed(wire)] == [(200, b"ok"), (204, b""), (200, b"x")]

@@ -1,33 +1,28 @@
 """The probe's traffic: bounded rows of raw HTTP/1.1 requests, keep-alive or pipelined, over a few connections.
 
 Raw sockets rather than an HTTP library: pipelining (several requests written before any response is read) is the
-path that leaks on uvicorn's default configuration, and no common client does it. ctxbench's own pipelining client
-(loadtests/pipeline.py) speaks the variants' contract; the probe knows nothing of the user's app but its paths.
+path that leaks on uvicorn's default configuration, and no common client does it. The probe builds its own requests
+(it knows nothing of the user's app but its paths) and sends them with ctxbench's pipelining client
+(`loadtests.pipeline.PipelineClient.exchange_raw`), which also parses the responses.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
+from loadtests.pipeline import PipelineClient, ProtocolError
 from scripts.probe.sentinel import PHASE_HEADER
 
-CONNECT_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 10.0  # a stalled server ends the exchange, never hangs the probe
 ROW_TIMEOUT_S = 60.0  # a row stops by itself, whatever its budget
-READ_BYTES = 64 * 1024
 POST_BYTES = 256 * 1024  # large enough for the server to pause and resume its socket reader (asyncio + h11)
 KEEPALIVE_CONNECTIONS = 4  # concurrent keep-alive connections, so requests interleave in the server
 PIPELINE_CONNECTIONS = 2
 PIPELINE_DEPTH = 8  # requests written back to back before reading
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not an HTTP/1.1 response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,68 +70,6 @@ def encode(row: Row, phase: str, host: str, identity: list[str], carry: bool, bo
 
 
 @dataclass
-class Parser:
-    """Incremental HTTP/1.1 response parser (Content-Length and chunked bodies); yields status codes."""
-
-    buffer: bytearray = field(default_factory=bytearray)
-
-    def feed(self, data: bytes) -> list[int]:
-        self.buffer += data
-        done = []
-        while (status := self._take()) is not None:
-            done.append(status)
-        return done
-
-    def _take(self) -> int | None:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        parts = head[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise ProtocolError(f"bad status line {head[0]!r}")
-        status = int(parts[1])
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip().lower()
-        start = end + 4
-        if 100 <= status < 200 or status in (204, 304):
-            consumed = start
-        elif headers.get("transfer-encoding") == "chunked":
-            found = self._chunked_end(start)
-            if found is None:
-                return None
-            consumed = found
-        elif "content-length" in headers:
-            if not headers["content-length"].isdigit():
-                raise ProtocolError(f"bad Content-Length {headers['content-length']!r}")
-            consumed = start + int(headers["content-length"])
-            if len(self.buffer) < consumed:
-                return None
-        else:
-            raise ProtocolError("a response without a length cannot be followed on a keep-alive connection")
-        del self.buffer[:consumed]
-        return None if 100 <= status < 200 else status  # an interim 1xx is not the answer
-
-    def _chunked_end(self, position: int) -> int | None:
-        while True:
-            line_end = self.buffer.find(b"\r\n", position)
-            if line_end < 0:
-                return None
-            try:
-                size = int(bytes(self.buffer[position:line_end]).split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("bad chunk size") from None
-            if size == 0:
-                trailer_end = self.buffer.find(b"\r\n\r\n", line_end)
-                return None if trailer_end < 0 else trailer_end + 4
-            if len(self.buffer) < line_end + 2 + size + 2:
-                return None
-            position = line_end + 2 + size + 2
-
-
-@dataclass
 class RowResult:
     row: Row
     sent: int = 0
@@ -169,18 +102,6 @@ class RowResult:
         }
 
 
-def _exchange(sock: socket.socket, payload: bytes, expected: int) -> list[int]:
-    parser = Parser()
-    statuses: list[int] = []
-    sock.sendall(payload)
-    while len(statuses) < expected:
-        data = sock.recv(READ_BYTES)
-        if not data:
-            raise ConnectionError(f"server closed the connection after {len(statuses)} of {expected} responses")
-        statuses += [status for status in parser.feed(data) if status is not None]
-    return statuses
-
-
 def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity: list[str]) -> RowResult:
     """Send `requests` requests of the row over its connections; bounded by ROW_TIMEOUT_S, errors counted."""
     result = RowResult(row)
@@ -201,24 +122,17 @@ def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity:
             return numbers_now
 
     def connection() -> None:
-        sock: socket.socket | None = None
+        client = PipelineClient(f"http://{host_header}", io_timeout_s=IO_TIMEOUT_S)
         try:
             while time.monotonic() < deadline and (batch := take(row.depth)):
                 payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
                 try:
-                    if sock is None:
-                        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
-                        sock.settimeout(IO_TIMEOUT_S)
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    result.add(_exchange(sock, payload, len(batch)), len(batch), None)
-                except (OSError, ProtocolError) as exc:
+                    timed = client.exchange_raw(payload, len(batch))
+                    result.add([item.response.status for item in timed], len(batch), None)
+                except (OSError, ProtocolError) as exc:  # the client dropped the connection: the next batch reconnects
                     result.add([], len(batch), f"{type(exc).__name__}: {exc}")
-                    if sock is not None:
-                        sock.close()
-                    sock = None  # start clean: the next batch opens a fresh connection
         finally:
-            if sock is not None:
-                sock.close()
+            client.close()
 
     threads = [threading.Thread(target=connection, daemon=True) for _ in range(row.connections)]
     for thread in threads:
