@@ -25,10 +25,21 @@ PACKAGES = (
     "starlette-context",
     "asgi-correlation-id",
     "structlog",
+    "gunicorn",
+    "uvicorn-worker",
+    "hypercorn",
+    "granian",
+    "daphne",
+    "sentry-sdk",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-fastapi",
+    "loguru",
 )
 
 
 def package_versions() -> dict[str, str | None]:
+    """Installed version of every package in PACKAGES, None where it is not installed (stdlib only: the version
+    matrix calls this inside old stacks' interpreters too)."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:

@@ -1,13 +1,13 @@
 """Run inside a stack's interpreter (cwd = repo root): the in-process verdicts and the matrix of that stack, as JSON.
 
-Only the standard library is imported at module level: everything of the project is imported per variant (and per
-matrix cell) so that an API an old stack lacks becomes that piece's "cannot run: <reason>", never a crash.
+Only the standard library and scripts.common.environment (stdlib only) are imported at module level: the rest of the
+project is imported per variant (and per matrix cell) so that an API an old stack lacks becomes that piece's
+"cannot run: <reason>", never a crash.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import json
 import platform
 import sys
@@ -15,17 +15,10 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-VARIANTS = (
-    "contextvar_asgi",
-    "contextvar_conditional",
-    "contextvar_basehttp",
-    "request_state",
-    "explicit",
-    "contextvar_isolated",
-)
+from scripts.common import environment
+
 FRESH_SUFFIX = "_fresh_context"  # as scripts.bench.gate names the --reset-contextvars scenarios
 CANNOT_RUN = "cannot run"
-PACKAGES = ("fastapi", "starlette", "uvicorn", "anyio", "pydantic", "uvloop", "httptools", "h11")
 
 
 def reason(exc: BaseException) -> str:
@@ -98,25 +91,14 @@ def matrix() -> dict[str, object]:
     }
 
 
-def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def main(argv: list[str]) -> int:
-    """`python -m scripts.versions.inside OUT.json [REQUESTS] [VARIANT...]`: writes the stack's in-process results."""
-    out, count = Path(argv[0]), int(argv[1]) if len(argv) > 1 else 600
-    names = tuple(argv[2:]) or VARIANTS
+    """`python -m scripts.versions.inside OUT.json REQUESTS VARIANT...` (scripts.versions.run names the variants)."""
+    out, count, names = Path(argv[0]), int(argv[1]), tuple(argv[2:])
     result = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
-        "packages": versions(),
+        "packages": environment.package_versions(),
         "requests_per_scenario": count,
         "variants": {},
     }
