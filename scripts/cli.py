@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import NoReturn
 
@@ -30,7 +31,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a supervisor, a CI timeout, `kill PID`) takes Ctrl-C's path: every command stops what it started by PID
+    # in its `finally` blocks; servers run in their own sessions and would otherwise outlive a terminated orchestrator.
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = OneLineParser(prog="ctxbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}

@@ -125,7 +125,8 @@ def test_a_server_is_stopped_by_pid_when_the_run_fails() -> None:
     assert pids and not any(psutil.pid_exists(pid) and loadrun._alive(pid) for pid in pids)
 
 
-def test_ctrl_c_stops_the_server_and_the_generator() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_server_and_the_generator(stop: signal.Signals) -> None:
     command = [sys.executable, "-m", "scripts.cli", "load", "--variant", "baseline", "--duration", "60"]
     orchestrator = psutil.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, psutil.Process] = {}
@@ -136,12 +137,16 @@ def test_ctrl_c_stops_the_server_and_the_generator() -> None:
                 seen.update({child.pid: child for child in orchestrator.children(recursive=True)})
             time.sleep(0.05)
         assert any("uvicorn" in " ".join(p.cmdline()) for p in seen.values()), "the run never started"
-        orchestrator.send_signal(signal.SIGINT)
+        orchestrator.send_signal(stop)
         assert orchestrator.wait(timeout=30) != 0
     finally:
         if orchestrator.poll() is None:
             orchestrator.kill()
-    assert not any(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE for proc in seen.values())
+        left = [proc for proc in seen.values() if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+        for proc in left:  # a failing run must not leave its server behind for the next test
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    assert not left, f"left running: {[proc.pid for proc in left]}"
 
 
 def test_parser_skips_interim_answers_and_takes_bodyless_ones() -> None:
