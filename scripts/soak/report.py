@@ -24,6 +24,11 @@ def _growth(growth: dict | None) -> str:
     return text if growth.get("judged") else f"{text} (not judged: {growth.get('why_not_judged')})"
 
 
+def _resolution(growth: dict) -> str:
+    value = growth.get("resolution_bytes_per_request") if growth.get("judged") else None
+    return "-" if value is None else f"{value:,}"
+
+
 def soak_section(results_dir: Path) -> list[str]:
     """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration); [] if no soak."""
     path = Path(results_dir) / SUMMARY_NAME
@@ -37,6 +42,7 @@ def soak_section(results_dir: Path) -> list[str]:
     else:
         verdict = "**incomplete** (interrupted or unfinished: the figures cover what was done)"
     bound = summary["growth_bound_mib_per_100k_requests"]
+    floor = f"{summary['growth_noise_floor_mib']:g} MiB" if "growth_noise_floor_mib" in summary else "no floor"
     lines = [
         "## Soak",
         "",
@@ -47,11 +53,14 @@ def soak_section(results_dir: Path) -> list[str]:
         f"sampled every second; growth is the least-squares slope of RSS against requests served, after the first "
         f"{summary['growth_warmup_share']:.0%} of a server's requests (± its standard error); a server fails when its "
         f"growth exceeds {bound:g} MiB per 100k requests by more than {summary.get('growth_sigmas', 3):g} standard "
-        f"errors, judged when at least {summary['growth_min_fit_requests']:,} requests follow the warm-up.",
+        f"errors and when what it adds up to over those requests exceeds {floor} (the allocator's high-water "
+        f"noise: two of the largest request bodies); judged when at least {summary['growth_min_fit_requests']:,} "
+        "requests follow the warm-up. The resolution column is the smallest memory kept per request that the pair "
+        "would have caught.",
         "",
         "| approach | server configuration | requests | leak / lost / other | RSS first → last (max), MiB "
-        "| growth per 100k requests | open fds at end | result |",
-        "|---|---|---|---|---|---|---|---|",
+        "| growth per 100k requests | resolution, bytes per request | open fds at end | result |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in summary["pairs"]:
         growth = pair.get("growth") or {}
@@ -61,7 +70,8 @@ def soak_section(results_dir: Path) -> list[str]:
             f"| `{pair['variant']}` | {pair['server']['label']} | {pair['requests']:,} "
             f"| {pair['leak']} / {pair['lost']} / {pair['other']} "
             f"| {_mib(growth.get('rss_mib_first'))} → {_mib(growth.get('rss_mib_last'))} "
-            f"({_mib(growth.get('rss_mib_max'))}) | {_growth(growth)} | {fds if fds is not None else '-'} | {result} |"
+            f"({_mib(growth.get('rss_mib_max'))}) | {_growth(growth)} | {_resolution(growth)} "
+            f"| {fds if fds is not None else '-'} | {result} |"
         )
     environment = summary.get("environment", {})
     lines += [

@@ -248,6 +248,7 @@ class Soak:
             "growth_warmup_share": memory.WARMUP_SHARE,
             "growth_min_fit_requests": memory.MIN_FIT_REQUESTS,
             "growth_sigmas": memory.SIGMAS,
+            "growth_noise_floor_mib": memory.NOISE_FLOOR_BYTES / memory.MIB,
             "plan": [{"variant": variant, "server": config.label} for variant, config in self.plan],
             "pairs": pairs,
             "environment": describe({"budget": self.budget, "segment_s": self.segment_s, "users": self.users}),
