@@ -82,7 +82,8 @@ def test_the_judge_can_say_foreign() -> None:
     assert matrix.judge([("t1/probe", None), ("t2/probe", "t2/probe")])[0] == "mixed"
 
 
-def test_cli_writes_json_markdown_and_heatmap(tmp_path: Path) -> None:
+def test_cli_writes_json_markdown_and_heatmap(result: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matrix, "run_matrix", lambda: result)  # measured once, by the fixture (~20 s)
     assert cli.main(["matrix", "--results-dir", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
     assert raw["environment"]["packages"]["fastapi"]

@@ -16,17 +16,44 @@ from apps import registry, traffic
 from microbench import bm_apps, bm_instructions
 from scripts import cli
 from scripts.bench import charts as benchcharts
+from scripts.bench import gate as benchgate
+from scripts.bench import run as benchrun
 from scripts.bench import stats as benchstats
 from scripts.common.lock import exclusive_run
 
 pytestmark = pytest.mark.timeout(300)  # the smoke bench of every variant (after the machine lock, if held)
 
 
+# The gate proper (`verify` of every variant at the full request count, ~2-3 minutes here) measures exactly what
+# tests/test_conformance.py asserts for every variant and scenario, so the smoke bench gates on a part of the registry
+# (the baseline and the negative control that must be caught) through the same code: CI stays under its 15 minutes.
+GATED_IN_SMOKE = ("baseline", "global_state")
+
+
+def gate_on_part_of_the_registry(results_dir: Path) -> list[str]:
+    return benchgate.verify([registry.get(name) for name in GATED_IN_SMOKE], results_dir.parent)
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    results = tmp_path_factory.mktemp("bench")
-    assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(results)]) == 0
+    results = tmp_path_factory.mktemp("root") / "bench"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchrun, "gate", gate_on_part_of_the_registry)
+        assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(results)]) == 0
     return results
+
+
+def test_the_gate_ran_first_and_kept_its_verdicts(smoke: Path) -> None:
+    verdicts = json.loads((smoke.parent / "verify" / "verdicts.json").read_text())
+    assert set(verdicts["variants"]) == set(GATED_IN_SMOKE)
+    assert all(found["conforms"] for found in verdicts["variants"].values())
+    assert verdicts["variants"]["global_state"]["failures"][registry.CONCURRENT]  # the control was caught leaking
+
+
+def test_a_gate_problem_stops_the_bench_before_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchrun, "gate", lambda results_dir: ["explicit: concurrent: unexpected leak"])
+    assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(tmp_path)]) == 1
+    assert not list(tmp_path.glob("app_*.json")) and not (tmp_path / benchstats.RUN_NAME).exists()
 
 
 def test_every_variant_file_parses_and_proves_its_app(smoke: Path) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apps import conformance, inprocess, observability, registry, traffic
+from apps import conformance, inprocess, observability, otel_baggage, registry, sentry_scope, traffic
 from apps.checker import LEAK, LOST, OK, Sent, failures
 from apps.contract import AUDIT_HEADERS, CHECKPOINTS, REQUEST_ID_HEADER, triple
 from apps.observability import EVENT, SPAN, TraceLog, judge_event, judge_span
@@ -174,3 +174,13 @@ def test_every_registered_failure_has_a_harm_sentence() -> None:
         for scenario in registry.SCENARIOS:
             for failure in registry.get(name).expected_in(scenario):
                 assert observability.harm(failure) != failure
+
+
+def test_the_in_memory_sinks_stay_at_their_cap_under_load() -> None:
+    """The sinks stand in for a network: after a load run they hold their cap, not every request (the soak's RSS)."""
+    requests = sentry_scope.KEPT + 50
+    conformance.verdicts(registry.get("sentry_scope"), registry.CONCURRENT, count=requests)
+    conformance.verdicts(registry.get("otel_baggage"), registry.CONCURRENT, count=requests)
+    assert len(sentry_scope.transport.events) == sentry_scope.KEPT
+    assert len(sentry_scope.transport.transactions) == sentry_scope.KEPT
+    assert len(otel_baggage.exporter.get_finished_spans()) == otel_baggage.EXPORTED_SPANS_KEPT

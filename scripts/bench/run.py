@@ -58,7 +58,7 @@ MODES = {
         paired_processes=1,
         paired_block_requests=3,
     ),
-    # At most 5 minutes on the 2-core machine, gate included (measured: see the closing report of issue 3).
+    # ~13 minutes on the 2-core machine, gate included (796 s timed, 172 s of it the gate: results/bench/run.json).
     "default": Mode(
         rounds=3,
         processes=2,
