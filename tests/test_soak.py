@@ -64,8 +64,8 @@ def test_the_soak_runs_what_the_report_calls_correct_with_the_fix_where_needed()
 
 
 def test_budget_shares_and_explicit_pairs() -> None:
-    assert plan.share(1_000_000, 0, 16) == 62_500
-    assert plan.share(1_000_000, 990_000, 1) == 10_000 and plan.share(100, 200, 2) == 1
+    assert plan.share(1_000_000, 16) == 62_500 and plan.share(1_000_000, 100) == 10_000
+    assert plan.share(1_000, 3) == 334 and plan.share(1, 2) == 1
     assert plan.parse_pair("explicit:daphne") == ("explicit", servers.DAPHNE)
     with pytest.raises(ValueError):
         plan.parse_pair("explicit")

@@ -127,6 +127,8 @@ class Soak:
         self.rate: float | None = None  # requests per second of locust time, for sizing segments
         self.driving_s = 0.0  # seconds spent in segments: the rate and ETA leave out lock waits and server starts
         self.interrupted = False
+        # Taken before anything is written: later, the soak's own result files would make the checkout look dirty.
+        self.environment = describe({"budget": budget, "segment_s": segment_s, "users": users})
 
     @property
     def done(self) -> int:
@@ -134,8 +136,8 @@ class Soak:
 
     def run(self) -> None:
         try:
-            for index, (variant, config) in enumerate(self.plan):
-                target = plan.share(self.budget, self.done, len(self.plan) - index)
+            for variant, config in self.plan:
+                target = plan.share(self.budget, len(self.plan))
                 pair = new_pair(variant, config, target)
                 self.pairs.append(pair)
                 try:
@@ -212,7 +214,9 @@ class Soak:
     def progress(self, pair: dict, segment: dict) -> str:
         done = self.done
         rate = done / self.driving_s if self.driving_s > 0 else 0.0
-        eta = (self.budget - done) / rate if rate and done < self.budget else 0.0
+        share = plan.share(self.budget, len(self.plan))
+        left = max(0, pair["target_requests"] - pair["requests"]) + share * (len(self.plan) - len(self.pairs))
+        eta = left / rate if rate else 0.0
         rss = segment["rss_mib_end"]
         return (
             f"[soak] {done:>9,}/{self.budget:,} ({100 * done / self.budget:5.1f}%) {rate:6,.0f} req/s "
@@ -251,7 +255,7 @@ class Soak:
             "growth_noise_floor_mib": memory.NOISE_FLOOR_BYTES / memory.MIB,
             "plan": [{"variant": variant, "server": config.label} for variant, config in self.plan],
             "pairs": pairs,
-            "environment": describe({"budget": self.budget, "segment_s": self.segment_s, "users": self.users}),
+            "environment": self.environment,
         }
 
     @staticmethod
