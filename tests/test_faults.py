@@ -53,10 +53,12 @@ def is_locust(command: str) -> bool:
     return "-m locust" in command
 
 
-def interrupted(command: list[str], age_s: float = 1.5) -> tuple[int, dict[int, psutil.Process]]:
-    """Start an orchestrator, Ctrl-C it once its generator runs; its exit code and every process it started."""
+def interrupted(command: list[str], age_s: float = 1.5) -> tuple[int | None, dict[int, psutil.Process], list[int]]:
+    """Start an orchestrator, Ctrl-C it once its generator runs: its exit code, every process it started and those
+    still alive after it exited. The test stops those itself (by PID) after looking, so a failure leaves nothing."""
     orchestrator = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen: dict[int, psutil.Process] = {}
+    code: int | None = None
     try:
         watch_until(orchestrator, seen, is_locust, age_s)
         orchestrator.send_signal(signal.SIGINT)
@@ -64,22 +66,26 @@ def interrupted(command: list[str], age_s: float = 1.5) -> tuple[int, dict[int, 
     finally:
         if orchestrator.poll() is None:
             orchestrator.kill()
-    return code, seen
+        left = [proc for proc in seen.values() if alive(proc)]
+        for proc in left:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    return code, seen, [proc.pid for proc in left]
 
 
 def test_ctrl_c_in_a_sweep_leaves_no_process() -> None:
     command = [sys.executable, "-m", "scripts.cli", "sweep", "--mode", "quick", "--variant", "baseline"]
-    code, seen = interrupted([*command, "--server", servers.DEFAULT.label])
+    code, seen, left = interrupted([*command, "--server", servers.DEFAULT.label])
     assert code != 0 and seen
-    assert not [proc.pid for proc in seen.values() if alive(proc)]
+    assert not left
 
 
 def test_ctrl_c_in_a_soak_leaves_no_process_and_writes_what_it_has(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", "10000000", "--segment", str(RUN_S)]
     command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]
-    code, seen = interrupted(command, age_s=GENERATOR_UP_S)
+    code, seen, left = interrupted(command, age_s=GENERATOR_UP_S)
     assert code == 130 and seen
-    assert not [proc.pid for proc in seen.values() if alive(proc)]
+    assert not left
     summary = results.read_json(tmp_path / "summary.json")
     assert summary["complete"] is False and summary["interrupted"] is True and summary["passed"] is False
     pair = results.read_json(tmp_path / "contextvar_isolated--uvloop-httptools.json")
