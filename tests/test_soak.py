@@ -119,6 +119,18 @@ def test_the_report_section_says_passed_failed_or_incomplete(tmp_path: Path) -> 
     assert "**incomplete**" in "\n".join(soak_section(tmp_path))
 
 
+def test_a_follow_up_soak_is_shown_under_the_soak(tmp_path: Path) -> None:
+    soak, followup = tmp_path / "soak", tmp_path / "soak_followup"
+    soak.mkdir()
+    (soak / "summary.json").write_text(json.dumps(summary(passed=False)))
+    assert "Follow-up" not in "\n".join(soak_section(soak, followup))  # none yet
+    followup.mkdir()
+    (followup / "summary.json").write_text(json.dumps(summary()))
+    text = "\n".join(soak_section(soak, followup))
+    assert "**failed**" in text and "Follow-up (`results/soak_followup/`)" in text
+    assert "- `explicit` on uvloop-httptools, alone: 3,100 requests" in text and "): passed; commit" in text
+
+
 def test_a_short_soak_runs_clean_and_writes_its_results(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", str(SHORT_BUDGET), "--segment", "3"]
     command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]

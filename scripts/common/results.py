@@ -14,6 +14,7 @@ RESULTS = ROOT / "results"
 BENCH_DIR = RESULTS / "bench"
 LOAD_DIR = RESULTS / "load"
 SOAK_DIR = RESULTS / "soak"
+SOAK_FOLLOWUP_DIR = RESULTS / "soak_followup"  # one pair soaked again, alone and longer: `soak --pair ... --out` here
 MATRIX_DIR = RESULTS / "matrix"
 CHARTS_DIR = RESULTS / "charts"
 REPORT_PATH = RESULTS / "REPORT.md"

@@ -386,7 +386,10 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *versions_section(results_dir),
         "",
-        *soak_section(results_dir / resultfiles.SOAK_DIR.relative_to(resultfiles.RESULTS)),
+        *soak_section(
+            results_dir / resultfiles.SOAK_DIR.relative_to(resultfiles.RESULTS),
+            results_dir / resultfiles.SOAK_FOLLOWUP_DIR.relative_to(resultfiles.RESULTS),
+        ),
         "",
         *_verify_section(sources["verify"]),
         "",

@@ -1,4 +1,4 @@
-"""The report's soak section, rendered from results/soak/summary.json alone (`soak_section(results_dir)`)."""
+"""The report's soak section, rendered from results/soak/summary.json and any follow-up soak's summary.json."""
 
 from __future__ import annotations
 
@@ -29,8 +29,29 @@ def _resolution(growth: dict) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def soak_section(results_dir: Path) -> list[str]:
-    """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration); [] if no soak."""
+def _followup(path: Path) -> list[str]:
+    """One line per pair of a follow-up soak (a pair run again alone, longer, to tell a plateau from a leak)."""
+    if not path.exists():
+        return []
+    summary = read_json(path)
+    lines = ["", f"Follow-up (`results/{path.parent.name}/`), the same rule on more requests:", ""]
+    for pair in summary["pairs"]:
+        growth = pair.get("growth") or {}
+        verdict = "passed" if pair["passed"] else "**failed**"
+        lines.append(
+            f"- `{pair['variant']}` on {pair['server']['label']}, alone: {pair['requests']:,} requests, leak "
+            f"{pair['leak']} / lost {pair['lost']} / other {pair['other']}, RSS {_mib(growth.get('rss_mib_first'))} → "
+            f"{_mib(growth.get('rss_mib_last'))} MiB (max {_mib(growth.get('rss_mib_max'))}), growth {_growth(growth)} "
+            f"per 100k over {growth.get('fitted_requests', 0):,} requests after the warm-up (resolution "
+            f"{_resolution(growth)} bytes per request): {verdict}; commit "
+            f"{str(((summary.get('environment') or {}).get('git') or {}).get('commit'))[:12]}."
+        )
+    return lines
+
+
+def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
+    """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration), then any follow-up
+    soak's pairs; [] if no soak."""
     path = Path(results_dir) / SUMMARY_NAME
     if not path.exists():
         return []
@@ -79,5 +100,6 @@ def soak_section(results_dir: Path) -> list[str]:
         f"{summary['elapsed_s'] / 60:.1f} min on {environment.get('cpu', '?')} ({environment.get('cpu_count', '?')} "
         f"cores), commit {str((environment.get('git') or {}).get('commit'))[:12]}; raw figures and every memory sample "
         "in `results/soak/`.",
+        *(_followup(Path(followup_dir) / SUMMARY_NAME) if followup_dir else []),
     ]
     return lines
