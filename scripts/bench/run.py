@@ -188,6 +188,7 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
 def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
     """The instruction counts alone, under the machine lock; their parameters go to run_instructions.json."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    environment = describe()  # before the old files go (see measure)
     for path in results_dir.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
         path.unlink()
     command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(results_dir)]
@@ -195,7 +196,7 @@ def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) 
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
-        environment = describe()
+        environment["loadavg"] = list(os.getloadavg())
         started = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, check=False)
         seconds = time.perf_counter() - started
@@ -212,12 +213,13 @@ def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
     if not mode.timed:
         return count_instructions(args, mode, results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
+    environment = describe()  # before the old files go: deleting committed results would mark the checkout dirty
     for pattern in OUR_FILES:  # --append accumulates: a new run starts from empty files
         for path in results_dir.glob(pattern):
             path.unlink()
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
-        environment = describe()  # at the start of the timed run: its commit, its load average
+        environment["loadavg"] = list(os.getloadavg())  # at the start of the timed run, after any wait for the lock
         started = time.perf_counter()
         problems = gate(results_dir)
         gate_seconds = time.perf_counter() - started
