@@ -103,7 +103,7 @@ def growth(points: list[tuple[float, float]], total_requests: int) -> dict[str, 
     error_mib = error * PER_REQUESTS / MIB if error is not None else None
     judged = mib is not None and error_mib is not None and span >= MIN_FIT_REQUESTS
     grown = per_request * span if per_request is not None else None
-    above_noise = grown is not None and error_mib is not None and mib - SIGMAS * error_mib > BOUND_MIB_PER_100K
+    failed = judged and mib - SIGMAS * error_mib > BOUND_MIB_PER_100K and grown > NOISE_FLOOR_BYTES
     rss = [y for _, y in points]
     return {
         "mib_per_100k_requests": mib,
@@ -111,7 +111,7 @@ def growth(points: list[tuple[float, float]], total_requests: int) -> dict[str, 
         "bound_mib_per_100k_requests": BOUND_MIB_PER_100K,
         "sigmas": SIGMAS,
         "judged": judged,
-        "passed": not (above_noise and grown > NOISE_FLOOR_BYTES) if judged else None,
+        "passed": not failed if judged else None,
         "why_not_judged": None if judged else f"fewer than {MIN_FIT_REQUESTS} requests after the warm-up",
         "warmup_requests": round(start),
         "fitted_points": len(fitted),

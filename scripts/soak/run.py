@@ -127,6 +127,7 @@ class Soak:
         self.rate: float | None = None  # requests per second of locust time, for sizing segments
         self.driving_s = 0.0  # seconds spent in segments: the rate and ETA leave out lock waits and server starts
         self.interrupted = False
+        self.share = plan.share(budget, len(pairs))  # every pair's target
         # Taken before anything is written: later, the soak's own result files would make the checkout look dirty.
         self.environment = describe({"budget": budget, "segment_s": segment_s, "users": users})
 
@@ -137,8 +138,7 @@ class Soak:
     def run(self) -> None:
         try:
             for variant, config in self.plan:
-                target = plan.share(self.budget, len(self.plan))
-                pair = new_pair(variant, config, target)
+                pair = new_pair(variant, config, self.share)
                 self.pairs.append(pair)
                 try:
                     with exclusive_run():  # per pair: other benchmarks on this machine take turns between pairs
@@ -214,8 +214,7 @@ class Soak:
     def progress(self, pair: dict, segment: dict) -> str:
         done = self.done
         rate = done / self.driving_s if self.driving_s > 0 else 0.0
-        share = plan.share(self.budget, len(self.plan))
-        left = max(0, pair["target_requests"] - pair["requests"]) + share * (len(self.plan) - len(self.pairs))
+        left = max(0, pair["target_requests"] - pair["requests"]) + self.share * (len(self.plan) - len(self.pairs))
         eta = left / rate if rate else 0.0
         rss = segment["rss_mib_end"]
         return (
