@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import JSONResponse, Response
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "contextvar_dependency"
 

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "explicit"
 HANDBACK_SCOPE_KEY = "explicit.handback"

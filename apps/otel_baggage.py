@@ -2,8 +2,8 @@
 
 A pure ASGI middleware puts the request's identity into W3C baggage (the user only when the request is
 authenticated); every checkpoint reads the baggage. The response also reports the request's server span (trace id,
-span id, parent span id), judged by apps.observability. Does more work than the others: a span per request, plus the
-instrumentation's receive and send spans, each exported to memory.
+span id, parent span id), judged by apps.harness.observability. Does more work than the others: a span per request,
+plus the instrumentation's receive and send spans, each exported to memory.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "otel_baggage"
 # Memory, not a network exporter: keep the latest spans only (nothing reads them back; the judges read the live span).

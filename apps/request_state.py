@@ -12,8 +12,8 @@ from starlette.datastructures import State
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import JSONResponse, Response
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "request_state"
 

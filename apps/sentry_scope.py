@@ -2,7 +2,7 @@
 
 Every request tags its request id and tenant on Sentry's scope; authenticated requests also `set_user`. Checkpoints
 read what the scope holds, the `log` checkpoint reads the event Sentry would send for a message captured in the
-service (also reported whole as `event`, judged by apps.observability), and the audit reads what the request's
+service (also reported whole as `event`, judged by apps.harness.observability), and the audit reads what the request's
 transaction carries. Does more work than the others: an SDK transaction per request and an event serialised into
 an envelope.
 """
@@ -23,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "sentry_scope"
 # Memory, not a network: keep the latest events and transactions only. An event is read back in the call that

@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette_context import context, plugins
 from starlette_context.middleware import RawContextMiddleware
 
-from apps import contract
-from apps.contract import Triple
+from apps.harness import contract
+from apps.harness.contract import Triple
 
 VARIANT = "starlette_context"
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from apps.traffic import RequestSpec
+from apps.harness.traffic import RequestSpec
 
 READ_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0

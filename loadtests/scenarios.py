@@ -8,8 +8,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from apps import traffic
-from apps.traffic import RequestSpec
+from apps.harness import traffic
+from apps.harness.traffic import RequestSpec
 
 GET, POST, STREAM, PIPELINE, MIX = "get", "post", "stream", "pipeline", "mix"
 SCENARIOS = (GET, POST, STREAM, PIPELINE, MIX)

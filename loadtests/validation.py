@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from apps.checker import all_ok_body, failures
-from apps.observability import TraceLog
-from apps.observability import judge as judge_response
-from apps.traffic import RequestSpec
+from apps.harness.checker import all_ok_body, failures
+from apps.harness.observability import TraceLog
+from apps.harness.observability import judge as judge_response
+from apps.harness.traffic import RequestSpec
 
 NOT_JSON = "body:not-json"
 # Trace ids this load-client process has seen: a span joining another request's trace is caught across responses.

@@ -8,8 +8,8 @@ import time
 
 from starlette.types import ASGIApp
 
-from apps import inprocess
-from apps.traffic import RequestSpec
+from apps.harness import inprocess
+from apps.harness.traffic import RequestSpec
 
 # CPU time of the whole process: the threadpool thread does part of every request, and CPU time is what other jobs on
 # this shared machine disturb least (wall-clock medians moved 36% under load where CPU time held within 2%).

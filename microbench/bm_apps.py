@@ -1,10 +1,10 @@
 """One full request through a variant's ASGI app, in-process: what its way of sharing context costs per request.
 
-The app is driven with a raw scope, `receive` and `send` (apps.inprocess): no socket and no HTTP client is timed. The
-request carries the identity headers the load tests send (request, user and tenant id); GET reads an item, POST also
-reads a small body. Every worker first sends one request and checks the response with the leak checker: a variant that
-does not do its work (wrong app, context lost where the registry says it travels) is not timed. The worker then writes
-what the app itself answered (`ctxbench_app`) into the metadata of every value it times.
+The app is driven with a raw scope, `receive` and `send` (apps.harness.inprocess): no socket and no HTTP client is
+timed. The request carries the identity headers the load tests send (request, user and tenant id); GET reads an item,
+POST also reads a small body. Every worker first sends one request and checks the response with the leak checker: a
+variant that does not do its work (wrong app, context lost where the registry says it travels) is not timed. The worker
+then writes what the app itself answered (`ctxbench_app`) into the metadata of every value it times.
 
     python microbench/bm_apps.py --variant contextvar_asgi -o app_contextvar_asgi.json
 """
@@ -16,11 +16,11 @@ import contextvars
 
 import pyperf
 
-from apps import inprocess, registry, traffic
-from apps.checker import classify, failures
+from apps.harness import inprocess, registry, traffic
+from apps.harness.checker import classify, failures
 from microbench.asgi_timing import TIMER_NAME, time_requests, versions
 
-DEFAULT_VARIANT = "baseline"
+DEFAULT_VARIANT = registry.reference()
 METHODS = (traffic.GET, traffic.POST)  # benchmark names: app_get, app_post (the same in every variant's file)
 REQUEST_PREFIX = "bench"
 REQUEST_SEQ = 1

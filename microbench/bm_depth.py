@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from apps import inprocess, traffic
+from apps.harness import inprocess, traffic
 from microbench.asgi_timing import TIMER_NAME, time_requests, versions
 
 PURE_ASGI, BASEHTTP = "pure_asgi", "basehttp"

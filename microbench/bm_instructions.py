@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pyperf
 
-from apps import inprocess, registry, traffic
+from apps.harness import inprocess, registry, traffic
 from microbench import bm_depth
 from microbench.asgi_timing import versions
 from microbench.bm_apps import METHODS, request_spec, verify
@@ -58,7 +58,7 @@ BLOCKS = 2  # segments of every app and method per process: the within-process r
 PROCESSES = 2  # worker processes, run side by side (counts do not depend on load): the between-process repeatability
 WARMUP_REQUESTS = 5  # per app and method before any segment: 3.11 specialises bytecode after its first executions
 HASH_SEED = "0"  # dict and set order, hence the code paths taken, identical in every process
-BASELINE = "baseline"
+BASELINE = registry.reference()
 AA_NAME = f"{BASELINE}_aa"
 MARKER_FUNCTION = "getppid"  # libc symbol callgrind dumps before; os.getppid() is its only caller in the worker
 UNIT = "integer"

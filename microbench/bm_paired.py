@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyperf
 
-from apps import inprocess, registry, traffic
+from apps.harness import inprocess, registry, traffic
 from microbench import bm_depth
 from microbench.asgi_timing import TIMER, TIMER_NAME, versions
 from microbench.bm_apps import METHODS, request_spec, verify
@@ -37,7 +37,7 @@ BLOCK_REQUESTS = 50  # requests of one app per block: ~20 ms; a round of all app
 WARMUP_BLOCKS = 2  # untimed blocks first (imports, caches, anyio's worker thread)
 PROCESSES = 2  # separate processes: hash seed and memory layout differ between them
 AA_SUFFIX = "_aa"
-BASELINE = "baseline"
+BASELINE = registry.reference()
 
 
 def bench_name(method: str, app_name: str) -> str:

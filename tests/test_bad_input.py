@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps import contract, inprocess, registry, traffic
-from apps.checker import Sent, classify, failures
-from apps.traffic import RequestSpec
+from apps.harness import contract, inprocess, registry, traffic
+from apps.harness.checker import Sent, classify, failures
+from apps.harness.traffic import RequestSpec
 
 VARIANTS = registry.VARIANTS
 # Every variant but the negative control must answer bad input cleanly *and* keep data apart.

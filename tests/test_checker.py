@@ -1,7 +1,7 @@
 """Unit tests of the leak checker: each verdict is reachable, and a crossed response is caught."""
 
-from apps.checker import LEAK, LOST, OK, RESPONSE, Sent, classify, failures, tally
-from apps.contract import AUDIT_HEADERS, CHECKPOINTS, REQUEST_ID_HEADER, triple
+from apps.harness.checker import LEAK, LOST, OK, RESPONSE, Sent, classify, failures, tally
+from apps.harness.contract import AUDIT_HEADERS, CHECKPOINTS, REQUEST_ID_HEADER, triple
 
 SENT = Sent("r1", "u1", "t1")
 

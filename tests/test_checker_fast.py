@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from apps import checker, inprocess, observability, registry, traffic
-from apps.contract import AUDIT_HEADERS, REQUEST_ID_HEADER
+from apps.harness import checker, inprocess, observability, registry, traffic
+from apps.harness.contract import AUDIT_HEADERS, REQUEST_ID_HEADER
 from loadtests import validation
 
 Judge = Callable[[traffic.RequestSpec, dict[str, str], bytes], list[str]]

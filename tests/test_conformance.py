@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps import conformance, registry
+from apps.harness import conformance, registry
 
 
 @pytest.mark.parametrize("scenario", registry.SCENARIOS)

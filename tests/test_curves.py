@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from apps import registry
-from scripts.load import charts as loadcharts
-from scripts.load import stats as loadstats
-from scripts.load import sweep
+from apps.harness import registry
+from scripts.load import load_charts, sweep
+from scripts.load import loadstats as loadstats
 
 
 def fake_run(variant: str, users: int, rps: float, p50: float, p99: float, bound: bool = False) -> tuple[str, dict]:
@@ -49,11 +48,11 @@ def test_curves_rows_carry_median_spread_and_generator_bound() -> None:
 
 
 def test_curves_chart_replaces_the_throughput_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loadcharts, "CHARTS_DIR", tmp_path)
-    path = loadcharts.throughput_chart({"curves": loadstats.curves(fixture_runs())})
-    assert path == tmp_path / loadcharts.THROUGHPUT_CHART
+    monkeypatch.setattr(load_charts, "CHARTS_DIR", tmp_path)
+    path = load_charts.throughput_chart({"curves": loadstats.curves(fixture_runs())})
+    assert path == tmp_path / load_charts.THROUGHPUT_CHART
     assert path.read_bytes().startswith(b"\x89PNG")
-    assert loadcharts.throughput_chart({"curves": None}) is None
+    assert load_charts.throughput_chart({"curves": None}) is None
 
 
 def test_curves_plan_interleaves_baseline_and_the_recommended_approaches() -> None:

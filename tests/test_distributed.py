@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from apps import registry
+from apps.harness import registry
 from scripts.common.environment import ROOT
 from scripts.common.lock import exclusive_run
 from scripts.load import servers

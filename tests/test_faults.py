@@ -19,8 +19,7 @@ import pytest
 from scripts.common import results
 from scripts.common.environment import ROOT
 from scripts.common.lock import exclusive_run
-from scripts.load import run as loadrun
-from scripts.load import servers
+from scripts.load import bounded_run, servers
 
 LOCK_WAIT_S = 240.0  # a run may first wait for the machine lock (within pytest-timeout)
 GENERATOR_UP_S = 6.0  # locust starts in a second or two (more on a busy machine): then it has sent requests
@@ -111,7 +110,7 @@ def kill_child_when_running(matches: Callable[[str], bool], killed: list[int]) -
 
 
 def run_with_a_fault(matches: Callable[[str], bool]) -> tuple[BaseException | None, dict]:
-    spec = loadrun.RunSpec("baseline", "get", 4, RUN_S, 0.5, servers.DEFAULT, tag="test")
+    spec = bounded_run.RunSpec("baseline", "get", 4, RUN_S, 0.5, servers.DEFAULT, tag="test")
     killed: list[int] = []
     before = {proc.pid for proc in psutil.Process().children(recursive=True)}
     with exclusive_run():
@@ -119,7 +118,7 @@ def run_with_a_fault(matches: Callable[[str], bool]) -> tuple[BaseException | No
         thread = kill_child_when_running(matches, killed)
         error: BaseException | None = None
         try:
-            loadrun.execute(spec)
+            bounded_run.execute(spec)
         except RuntimeError as raised:
             error = raised
         thread.join(timeout=5)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from apps import registry, traffic
-from apps.traffic import RequestSpec
+from apps.harness import registry, traffic
+from apps.harness.traffic import RequestSpec
 from loadtests.pipeline import ProtocolError, Response, ResponseParser, encode
 from loadtests.validation import judge
 from scripts.common.lock import exclusive_run

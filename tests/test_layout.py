@@ -95,3 +95,45 @@ def test_ctxbench_console_script_is_the_cli() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["ctxbench"] == "scripts.cli:main"
+
+
+def _constants(path: Path) -> list[str]:
+    return [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+HARNESS_MODULES = [
+    path for _, path in _layer_modules() if not (path.parent == ROOT / "apps" and path.stem != "__init__")
+]
+
+
+@pytest.mark.parametrize("path", HARNESS_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_variant_list_outside_the_registry(path: Path) -> None:
+    """Which variants a command takes is a tag in the registry; a module that uses apps/ never spells a variant."""
+    from apps.harness import registry
+
+    if path.name == "registry.py" or not any(name.split(".")[0] == "apps" for name in _imports(path)):
+        return
+    named = sorted(set(_constants(path)) & set(registry.BY_NAME))
+    assert not named, f"{path.relative_to(ROOT)} names variants {named}: tag them in apps/harness/registry.py"
+
+
+@pytest.mark.parametrize("path", HARNESS_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_harness_never_imports_a_variant_by_name(path: Path) -> None:
+    from apps.harness import registry
+
+    variants = {f"apps.{name}" for name in registry.BY_NAME}
+    assert not (_imports(path) & variants), f"{path.relative_to(ROOT)} imports a variant: load it through the registry"
+
+
+@pytest.mark.parametrize(("owner", "path"), _layer_modules(), ids=lambda value: str(value))
+def test_failure_names_are_read_only_through_the_failure_type(owner: str, path: Path) -> None:
+    """`checkpoint.field:verdict` is taken apart in one place (apps.harness.checker.Failure), never by string tests."""
+    if path == ROOT / "apps" / "harness" / "checker.py":
+        return
+    suffixes = [value for value in _constants(path) if value in (":leak", ":lost", ":ok")]
+    assert not suffixes, f"{path.relative_to(ROOT)} tests failure names by string: use Failure.parse"
+    assert '.split(":")' not in path.read_text(), f"{path.relative_to(ROOT)} splits a name on ':': use Failure.parse"

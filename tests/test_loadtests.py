@@ -11,14 +11,14 @@ import time
 import psutil
 import pytest
 
-from apps import traffic
-from apps.checker import LEAK
+from apps.harness import traffic
+from apps.harness.checker import LEAK
 from loadtests import scenarios
 from loadtests.pipeline import ProtocolError, ResponseParser, encode
 from loadtests.validation import NOT_JSON, judge, status_failure
 from scripts.common.environment import ROOT
 from scripts.common.lock import exclusive_run
-from scripts.load import run as loadrun
+from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.process import free_port, serve
 from scripts.load.settings import SERVER_CPUS
@@ -83,11 +83,11 @@ def test_ids_are_unique_and_kinds_cycle() -> None:
 
 # --- short headless runs on a real uvicorn (no timing asserted) ----------------------------------------
 def headless(variant: str, scenario: str, config: serverconfig.ServerConfig = serverconfig.DEFAULT) -> dict:
-    spec = loadrun.RunSpec(variant, scenario, USERS, RUN_S, WARMUP_S, config, tag="test")
+    spec = bounded_run.RunSpec(variant, scenario, USERS, RUN_S, WARMUP_S, config, tag="test")
     with exclusive_run():
-        result = loadrun.execute(spec)
+        result = bounded_run.execute(spec)
     assert result["processes"]["started"] and result["processes"]["left_behind"] == []
-    assert not any(psutil.pid_exists(pid) and loadrun._alive(pid) for pid in result["processes"]["started"])
+    assert not any(psutil.pid_exists(pid) and bounded_run._alive(pid) for pid in result["processes"]["started"])
     assert result["requests"] > 0
     # the exact record and locust's own JSON agree on every request and failure
     totals = result["failures_total"]
@@ -119,10 +119,10 @@ def test_pipelining_catches_the_entry_leak_that_reset_contextvars_prevents() -> 
 
 def test_a_server_is_stopped_by_pid_when_the_run_fails() -> None:
     with exclusive_run(), pytest.raises(RuntimeError, match="boom"):
-        with serve(loadrun.registry.get("baseline"), serverconfig.DEFAULT, free_port(), SERVER_CPUS) as server:
+        with serve(bounded_run.registry.get("baseline"), serverconfig.DEFAULT, free_port(), SERVER_CPUS) as server:
             pids = list(server.seen)
             raise RuntimeError("boom")
-    assert pids and not any(psutil.pid_exists(pid) and loadrun._alive(pid) for pid in pids)
+    assert pids and not any(psutil.pid_exists(pid) and bounded_run._alive(pid) for pid in pids)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

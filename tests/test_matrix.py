@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from apps import registry
+from apps.harness import registry
 from scripts import cli
-from scripts.matrix import app as m
-from scripts.matrix import run as matrix
+from scripts.matrix import matrix as matrix
+from scripts.matrix import propagation_app as m
 from scripts.report.limits import AFTER_CALL_NEXT
 
 

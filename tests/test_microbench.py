@@ -12,12 +12,10 @@ from pathlib import Path
 import pyperf
 import pytest
 
-from apps import registry, traffic
+from apps.harness import registry, traffic
 from microbench import bm_apps, bm_instructions
 from scripts import cli
-from scripts.bench import charts as benchcharts
-from scripts.bench import gate as benchgate
-from scripts.bench import run as benchrun
+from scripts.bench import bench, bench_charts, verify
 from scripts.bench import stats as benchstats
 from scripts.common.lock import exclusive_run
 
@@ -31,14 +29,14 @@ GATED_IN_SMOKE = ("baseline", "global_state")
 
 
 def gate_on_part_of_the_registry(results_dir: Path) -> list[str]:
-    return benchgate.verify([registry.get(name) for name in GATED_IN_SMOKE], results_dir.parent)
+    return verify.verify([registry.get(name) for name in GATED_IN_SMOKE], results_dir.parent)
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = tmp_path_factory.mktemp("root") / "bench"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(benchrun, "gate", gate_on_part_of_the_registry)
+        patch.setattr(bench, "gate", gate_on_part_of_the_registry)
         assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(results)]) == 0
     return results
 
@@ -51,7 +49,7 @@ def test_the_gate_ran_first_and_kept_its_verdicts(smoke: Path) -> None:
 
 
 def test_a_gate_problem_stops_the_bench_before_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(benchrun, "gate", lambda results_dir: ["explicit: concurrent: unexpected leak"])
+    monkeypatch.setattr(bench, "gate", lambda results_dir: ["explicit: concurrent: unexpected leak"])
     assert cli.main(["bench", "--mode", "smoke", "--results-dir", str(tmp_path)]) == 1
     assert not list(tmp_path.glob("app_*.json")) and not (tmp_path / benchstats.RUN_NAME).exists()
 
@@ -60,12 +58,12 @@ def test_every_variant_file_parses_and_proves_its_app(smoke: Path) -> None:
     for variant in registry.VARIANTS:
         suite = pyperf.BenchmarkSuite.load(str(benchstats.app_path(smoke, variant.name)))
         assert sorted(suite.get_benchmark_names()) == ["app_get", "app_post"]
-        for bench in suite.get_benchmarks():
-            runs = [run for run in bench.get_runs() if run.values]
+        for benchmark in suite.get_benchmarks():
+            runs = [run for run in benchmark.get_runs() if run.values]
             assert runs
             assert {run.get_metadata()["ctxbench_app"] for run in runs} == {variant.name}
-            assert bench.get_metadata()["timer"] == "time.process_time"
-            assert bench.get_metadata()["fastapi_version"]
+            assert benchmark.get_metadata()["timer"] == "time.process_time"
+            assert benchmark.get_metadata()["fastapi_version"]
 
 
 def test_paired_file_parses_and_pairs_every_app(smoke: Path) -> None:
@@ -98,7 +96,7 @@ def test_summary_and_charts(smoke: Path) -> None:
     assert {(row["kind"], row["depth"]) for row in summary["depth"]} >= {("pure_asgi", 5), ("basehttp", 5)}
     assert set(summary["depth_per_layer_us_paired"]) == {"pure_asgi", "basehttp"}
     assert summary["environment"]["parameters"]["mode"] == "smoke"
-    for name in (benchcharts.APPS_CHART, benchcharts.PRIMITIVES_CHART, benchcharts.DEPTH_CHART):
+    for name in (bench_charts.APPS_CHART, bench_charts.PRIMITIVES_CHART, bench_charts.DEPTH_CHART):
         assert (smoke / "charts" / name).read_bytes().startswith(b"\x89PNG")
 
 

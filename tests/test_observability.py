@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from apps import conformance, inprocess, observability, otel_baggage, registry, sentry_scope, traffic
-from apps.checker import LEAK, LOST, OK, Sent, failures
-from apps.contract import AUDIT_HEADERS, CHECKPOINTS, REQUEST_ID_HEADER, triple
-from apps.observability import EVENT, SPAN, TraceLog, judge_event, judge_span
+from apps import otel_baggage, sentry_scope
+from apps.harness import conformance, inprocess, observability, registry, traffic
+from apps.harness.checker import LEAK, LOST, OK, Sent, failures
+from apps.harness.contract import AUDIT_HEADERS, CHECKPOINTS, REQUEST_ID_HEADER, triple
+from apps.harness.observability import EVENT, SPAN, TraceLog, judge_event, judge_span
 from loadtests import validation
 
 OBSERVABILITY = ("sentry_scope", "otel_baggage", "loguru_contextualize")

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from scripts.load.servers import ServerConfig
-from scripts.probe.command import probe
 from scripts.probe.driver import ProbeError
+from scripts.probe.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_APPS = ROOT / "tests" / "probe_apps"

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from apps import registry
-from scripts.bench.gate import fresh
+from apps.harness import registry
+from scripts.bench.verify import fresh
 from scripts.common import results as resultfiles
-from scripts.report import build as report
 from scripts.report import decision
+from scripts.report import report as report
 
 ENV = {"created_utc": "2026-01-01T00:00:00+00:00", "python": "3.11.7", "cpu": "fixture", "cpu_count": 2,
        "git": {"commit": "0" * 40, "dirty": False}, "packages": {"fastapi": "0"}, "parameters": {"mode": "fixture",

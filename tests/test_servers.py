@@ -9,8 +9,8 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from apps import registry, traffic
-from apps.checker import LEAK
+from apps.harness import registry, traffic
+from apps.harness.checker import LEAK
 from loadtests.pipeline import PipelineClient
 from loadtests.validation import judge
 from scripts.common.lock import exclusive_run
@@ -72,6 +72,6 @@ def test_every_label_builds_a_loopback_command_of_its_kind() -> None:
     for config in servers.ALL:
         command = config.command("apps.baseline:app", HOST, 8123)
         assert command[1:3] == ["-m", config.kind] and HOST in " ".join(command)
-        assert config.twin is None or servers.get(config.twin).fix is not None
+        assert config.reset_twin is None or servers.get(config.reset_twin).reset_setting is not None
     with pytest.raises(KeyError, match="unknown server label"):
         servers.get("apache")

@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from apps import traffic
-from apps.checker import classify, failures
-from apps.contract import HEALTH_PATH
+from apps.harness import traffic
+from apps.harness.checker import classify, failures
+from apps.harness.contract import HEALTH_PATH
 
 START_TIMEOUT_S = 20.0
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from apps import registry
+from apps.harness import registry
 from scripts.common import results as resultfiles
-from scripts.versions import envs, inside, report, stacks
-from scripts.versions import run as versions
+from scripts.versions import envs, report, stacks
+from scripts.versions import in_stack as inside
+from scripts.versions import versions as versions
 
 STAND_IN = stacks.Stack(
     "stand-in",

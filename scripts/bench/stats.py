@@ -1,6 +1,6 @@
 """Read the microbenchmarks' pyperf JSON and write results/bench/summary.json: costs, spread, verdicts, environment.
 
-Inputs (written by `scripts.bench.run`, one pyperf file per series, so `pyperf compare_to` pairs benchmarks by name):
+Inputs (written by `scripts.bench.bench`, one pyperf file per series, so `pyperf compare_to` pairs benchmarks by name):
 `app_<variant>.json` (benchmarks `app_get`, `app_post`), `app_baseline_aa.json` (baseline timed a second time, in
 the same interleaved rounds: the A/A control), `depth_pure_asgi.json` and `depth_basehttp.json` (`depth_0`, `depth_1`,
 `depth_3`, `depth_5`), `primitives.json`, and `run.json` (the mode and parameters of the run, if present).
@@ -68,7 +68,7 @@ from pathlib import Path
 
 import pyperf
 
-from apps import registry
+from apps.harness import registry
 from scripts.common.environment import describe
 from scripts.common.results import BENCH_DIR, read_json, write_json
 
@@ -79,11 +79,11 @@ SIGNIFICANCE_RULE = (
     "significant iff |added_pct| >= max(min_effect_pct, z * noise_pct); noise_pct: standard error of the median "
     "block ratio (paired), spread of one difference of worker means (independent)"
 )
-BASELINE = "baseline"
+BASELINE = registry.reference()
 MAIN_SERIES, AA_SERIES = "main", "aa"
 METHODS = ("get", "post")
-TARGET_SUBJECT = "contextvar_asgi"
-TARGET_REFERENCES = ("baseline", "starlette_context", "asgi_correlation_id")
+(TARGET_SUBJECT,) = registry.tagged(registry.COST_TARGET)
+TARGET_REFERENCES = registry.tagged(registry.COST_TARGET_REFERENCE)
 DEPTH_KINDS = ("pure_asgi", "basehttp")
 EMPTY_LOOP = "empty_loop"
 SUMMARY_NAME = "summary.json"
@@ -476,7 +476,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     """Build the summary from the pyperf JSON in `results_dir` and write it there (atomically) as summary.json."""
     run_file = results_dir / RUN_NAME
     parameters = read_json(run_file) if run_file.exists() else {}
-    # The environment of the run itself (recorded by scripts.bench.run), not of whoever summarises it later.
+    # The environment of the run itself (recorded by scripts.bench.bench), not of whoever summarises it later.
     environment = parameters.pop("environment", None) or describe(parameters)
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))

@@ -6,35 +6,30 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "h11",
-    "anyio",
-    "pydantic",
-    "locust",
-    "pyperf",
-    "starlette-context",
-    "asgi-correlation-id",
-    "structlog",
-    "gunicorn",
-    "uvicorn-worker",
-    "hypercorn",
-    "granian",
-    "daphne",
-    "sentry-sdk",
-    "opentelemetry-sdk",
-    "opentelemetry-instrumentation-fastapi",
-    "loguru",
-)
+PYPROJECT = ROOT / "pyproject.toml"
+
+
+def _requirement_name(requirement: str) -> str:
+    """`uvicorn[standard]>=0.30` -> `uvicorn`."""
+    return re.split(r"[\[<>=!~;\s]", requirement, maxsplit=1)[0]
+
+
+def recorded_packages() -> tuple[str, ...]:
+    """The packages every result names the version of: the project's dependencies (pyproject.toml) and the libraries
+    under them that change what is measured (`[tool.ctxbench] also-recorded`): the loops, parsers, anyio, pydantic."""
+    project = tomllib.loads(PYPROJECT.read_text())
+    direct = [_requirement_name(requirement) for requirement in project["project"]["dependencies"]]
+    return tuple(dict.fromkeys([*direct, *project["tool"]["ctxbench"]["also-recorded"]]))
+
+
+PACKAGES = recorded_packages()
 
 
 def package_versions() -> dict[str, str | None]:

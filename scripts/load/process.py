@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from apps.contract import HEALTH_PATH
-from apps.registry import Variant
+from apps.harness.contract import HEALTH_PATH
+from apps.harness.registry import Variant
 from scripts.common.environment import ROOT
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S

@@ -68,8 +68,9 @@ class ServerConfig:
     label: str
     kind: str = "uvicorn"
     options: tuple[str, ...] = ()
-    fix: str | None = None  # the setting this configuration adds to its twin so each request starts in a fresh Context
-    twin: str | None = None  # the label of the same server with that setting
+    # the setting this configuration adds to its plain twin so each request starts in a fresh Context ("fix" in results)
+    reset_setting: str | None = None
+    reset_twin: str | None = None  # the label of the same server with that setting
 
     @property
     def server(self) -> ServerKind:
@@ -80,15 +81,15 @@ class ServerConfig:
         return [python, "-m", *self.server.arguments(app, host, port, self.options)]
 
     def as_dict(self) -> dict[str, object]:
-        return {"label": self.label, "kind": self.kind, "options": list(self.options), "fix": self.fix}
+        return {"label": self.label, "kind": self.kind, "options": list(self.options), "fix": self.reset_setting}
 
 
 def _uvicorn_pair(loop: str, http: str) -> tuple[ServerConfig, ServerConfig]:
     plain = f"{loop}-{http}"
     options = ("--loop", loop, "--http", http)
     return (
-        ServerConfig(plain, "uvicorn", options, twin=f"{plain}-reset"),
-        ServerConfig(f"{plain}-reset", "uvicorn", (*options, RESET_FLAG), fix=RESET_FLAG),
+        ServerConfig(plain, "uvicorn", options, reset_twin=f"{plain}-reset"),
+        ServerConfig(f"{plain}-reset", "uvicorn", (*options, RESET_FLAG), reset_setting=RESET_FLAG),
     )
 
 
@@ -96,8 +97,8 @@ def _gunicorn_pair(label: str, worker: str, reset_worker: str) -> tuple[ServerCo
     reset = f"{label}-reset"
     fix = f"--worker-class {reset_worker}"
     return (
-        ServerConfig(label, "gunicorn", ("--worker-class", worker), twin=reset),
-        ServerConfig(reset, "gunicorn", ("--worker-class", reset_worker), fix=fix),
+        ServerConfig(label, "gunicorn", ("--worker-class", worker), reset_twin=reset),
+        ServerConfig(reset, "gunicorn", ("--worker-class", reset_worker), reset_setting=fix),
     )
 
 
@@ -140,7 +141,8 @@ EXTRA: tuple[ServerConfig, ...] = (
 ALL: tuple[ServerConfig, ...] = (*LEAK_HUNT, *EXTRA)
 BY_LABEL = MappingProxyType({config.label: config for config in ALL})
 # One configuration per kind, as users start it without options: the server-cost comparison and the probe's default.
-PER_KIND: tuple[ServerConfig, ...] = tuple({c.kind: c for c in reversed(LEAK_HUNT) if c.fix is None}.values())[::-1]
+PLAIN = tuple(config for config in LEAK_HUNT if config.reset_setting is None)
+PER_KIND: tuple[ServerConfig, ...] = tuple({c.kind: c for c in reversed(PLAIN)}.values())[::-1]
 PROBE_DEFAULT: tuple[ServerConfig, ...] = (UVLOOP_HTTPTOOLS, GUNICORN, HYPERCORN_ASYNCIO, GRANIAN, DAPHNE)
 
 

@@ -4,7 +4,8 @@ quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and
          configuration drive every scenario at once, one result per scenario (about 20 minutes)
 full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
-side     every variant's server at once on the server core, each with its own generator (scripts.load.side): cost
+side     every variant's server at once on the server core, each with its own generator (scripts.load.side_by_side):
+         cost
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
          and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
@@ -18,12 +19,11 @@ import argparse
 import time
 from collections.abc import Iterable, Iterator
 
-from apps import registry
+from apps.harness import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
-from scripts.load import run as loadrun
+from scripts.load import bounded_run, side_by_side
 from scripts.load import servers as serverconfig
-from scripts.load import side as sweep_side
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
     CURVES_DURATION_S,
@@ -46,7 +46,7 @@ QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT = "quick", "full", "latency", "side"
 CURVES = "curves"
 MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES)
 LATENCY_DURATION_S = 6.0
-CLIENT_VARIANT = "contextvar_asgi"  # a full, all-ok response: the checker does its whole work on every one
+(CLIENT_VARIANT,) = registry.tagged(registry.CLIENT_LOAD)  # a full, all-ok response: the checker judges it all
 CLIENT_DURATION_S = 6.0
 
 
@@ -56,20 +56,20 @@ def rotated(items: tuple[str, ...], shift: int) -> list[str]:
     return list(items[shift:] + items[:shift])
 
 
-def client_plan() -> Iterator[loadrun.RunSpec]:
+def client_plan() -> Iterator[bounded_run.RunSpec]:
     for index in range(CLIENT_CPU_ROUNDS):
         for validate in (True, False) if index % 2 == 0 else (False, True):
             spec = (CLIENT_VARIANT, scenarios.GET, QUICK_USERS, CLIENT_DURATION_S, QUICK_WARMUP_S)
-            yield loadrun.RunSpec(*spec, validate=validate, tag=CLIENT)
+            yield bounded_run.RunSpec(*spec, validate=validate, tag=CLIENT)
 
 
 def curves_variants(variants: tuple[str, ...]) -> tuple[str, ...]:
     """Baseline and the recommended approaches (of those asked for): the curves a reader compares."""
     wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.RECOMMENDED}
-    return tuple(name for name in variants if name == "baseline" or name in wanted)
+    return tuple(name for name in variants if name == registry.reference() or name in wanted)
 
 
-def curves_plan(variants: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
+def curves_plan(variants: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
     """Every level in turn; within a level, rounds of every variant in an order rotated each round.
 
     Interleaved within a level rather than level after level per variant: the points compared on one chart were
@@ -82,10 +82,10 @@ def curves_plan(variants: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
         for round_index in range(CURVES_ROUNDS):
             for variant in rotated(chosen, level_index * CURVES_ROUNDS + round_index):
                 spec = (variant, scenarios.GET, users, CURVES_DURATION_S, CURVES_WARMUP_S, serverconfig.DEFAULT)
-                yield loadrun.RunSpec(*spec, tag=CURVES)
+                yield bounded_run.RunSpec(*spec, tag=CURVES)
 
 
-def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[loadrun.RunSpec]:
+def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
     if mode == CLIENT:
         yield from client_plan()
         return
@@ -107,7 +107,7 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
     for index, (users, config, scenario) in enumerate(cells):
         for variant in rotated(variants, index):
-            yield loadrun.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
+            yield bounded_run.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
 
 
 def progress(done: int, total: int, started: float) -> str:
@@ -124,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
 
-def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
+def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
     specs = list(specs)
     started = time.monotonic()
     errors = 0
@@ -135,10 +135,12 @@ def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
             continue
         try:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
-                result = loadrun.execute(spec)
-            for cell in loadrun.cells_of(result):
-                path = loadrun.save(cell)
-                print(f"{progress(done, len(specs), started)}  {loadrun.one_line(cell)}  -> {path.name}", flush=True)
+                result = bounded_run.execute(spec)
+            for cell in bounded_run.cells_of(result):
+                path = bounded_run.save(cell)
+                print(
+                    f"{progress(done, len(specs), started)}  {bounded_run.one_line(cell)}  -> {path.name}", flush=True
+                )
         except RuntimeError as error:  # one broken run must not lose the rest of the sweep
             errors += 1
             print(f"{progress(done, len(specs), started)}  ERROR {spec.variant} {spec.scenario}: {error}", flush=True)
@@ -149,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
     chosen = tuple(args.scenario or scenarios.SCENARIOS)
     if args.mode == SIDE:
-        return sweep_side.run_rounds(variants, args.dry_run)
+        return side_by_side.run_rounds(variants, args.dry_run)
     if args.mode == SERVERS:
-        return sweep_side.run_rounds(variants, args.dry_run, sweep_side.SERVERS_LAYOUT)
+        return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
     specs = plan(args.mode, variants, chosen)
     return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)

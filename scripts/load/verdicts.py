@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps import registry
-from apps.contract import ENTRY
+from apps.harness import registry
+from apps.harness.checker import Failure
+from apps.harness.contract import ENTRY
 from scripts.load import servers as serverconfig
 
 CORRECT = "correct"
@@ -50,23 +51,26 @@ def per_server(load: dict | None) -> dict[tuple[str, str], ServerVerdict]:
 
 def server_verdict(cells: list[dict]) -> ServerVerdict:
     by_place = {(c["server"], c["scenario"]): c for c in cells}
-    defaults = [c for c in cells if serverconfig.get(c["server"]).fix is None]
+    defaults = [c for c in cells if serverconfig.get(c["server"]).reset_setting is None]
     failing = [c for c in defaults if c["leak"] or c["lost"]]
     leaking = [c for c in defaults if c["leak"]]
     setting = None
 
     def twins_of(group: list[dict]) -> list[dict | None]:
-        return [by_place.get((serverconfig.get(c["server"]).twin, c["scenario"])) for c in group]
+        return [by_place.get((serverconfig.get(c["server"]).reset_twin, c["scenario"])) for c in group]
 
     def clean(twins: list[dict | None]) -> bool:
         return all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
 
-    downstream = any(not n.startswith(f"{ENTRY}.") and n.endswith(":leak") for c in leaking for n in c["failures"])
+    downstream = any(
+        failure.is_leak and failure.point != ENTRY for c in leaking for failure in map(Failure.parse, c["failures"])
+    )
     if leaking and not clean(twins_of(leaking)):  # leaking is worse than losing: it is reported first
         verdict = LEAKS if downstream else STALE_AT_ENTRY
     elif failing and clean(twins_of(failing)):  # the setting removes every failure, losses included
         verdict = CORRECT_WITH
-        setting = "; ".join(sorted({serverconfig.get(twin["server"]).fix or "" for twin in twins_of(failing) if twin}))
+        twins = [twin for twin in twins_of(failing) if twin]
+        setting = "; ".join(sorted({serverconfig.get(twin["server"]).reset_setting or "" for twin in twins}))
     elif failing:
         verdict = LOSES
     else:
@@ -96,6 +100,6 @@ def correct_pairs(load: dict | None) -> list[tuple[str, serverconfig.ServerConfi
             continue
         with_fix = verdict.verdict == CORRECT_WITH
         for label in labels[(variant, kind)]:
-            if (serverconfig.get(label).fix is not None) == with_fix:
+            if (serverconfig.get(label).reset_setting is not None) == with_fix:
                 pairs.add((variant, label))
     return [(variant, serverconfig.get(label)) for variant, label in sorted(pairs)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from apps import registry
-from apps.contract import ENTRY
-from scripts.bench.gate import fresh
+from apps.harness import registry
+from apps.harness.checker import Failure, leaks
+from apps.harness.contract import ENTRY
+from scripts.bench.verify import fresh
 from scripts.load import servers as serverconfig
 from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and its tests name them through decision
     CORRECT,
@@ -37,8 +38,8 @@ class Outcome:
     errors: Counter[str] = field(default_factory=Counter)  # failures that are not leak/lost (status, transport)
 
     def add(self, place: str, counts: dict[str, int], twin: str | None = None) -> None:
-        self.where[place] = Counter({n: c for n, c in counts.items() if n.endswith((":leak", ":lost"))})
-        self.errors.update({n: c for n, c in counts.items() if not n.endswith((":leak", ":lost"))})
+        self.where[place] = Counter({n: c for n, c in counts.items() if Failure.parse(n).judged})
+        self.errors.update({n: c for n, c in counts.items() if not Failure.parse(n).judged})
         if twin is not None:
             self.reset_twin[place] = twin
 
@@ -57,7 +58,7 @@ class Outcome:
 
 
 def _leaks(counts: Counter[str]) -> list[str]:
-    return [name for name, count in counts.items() if count and name.endswith(":leak")]
+    return leaks(name for name, count in counts.items() if count)
 
 
 @dataclass
@@ -72,8 +73,8 @@ class Row:
 
 
 def leak_lost(counts: dict[str, int]) -> str:
-    leak = sum(n for name, n in counts.items() if name.endswith(":leak"))
-    lost = sum(n for name, n in counts.items() if name.endswith(":lost"))
+    leak = sum(n for name, n in counts.items() if Failure.parse(name).is_leak)
+    lost = sum(n for name, n in counts.items() if Failure.parse(name).is_lost)
     return "0" if not leak and not lost else f"{leak} leak / {lost} lost"
 
 
@@ -85,13 +86,13 @@ def classify(outcome: Outcome) -> str:
     if not names:
         return IMMUNE
     parts = []
-    leaks = _leaks(names)
+    leaked = _leaks(names)
     fixed = outcome.leaks_fixed_by_reset()
-    if any(not name.startswith(f"{ENTRY}.") for name in leaks):
+    if any(Failure.parse(name).point != ENTRY for name in leaked):
         parts.append(f"{LEAKS} (none with a fresh-Context setting)" if fixed else LEAKS)
-    elif leaks:
+    elif leaked:
         parts.append(SAFE_WITH_RESET if fixed else STALE_AT_ENTRY)
-    if any(name.endswith(":lost") for name in names):
+    if any(Failure.parse(name).is_lost for name in names):
         parts.append(LOSES)
     return "; ".join(parts)
 
@@ -113,7 +114,7 @@ def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str |
     """(variant, place, failure counts, the same place with its fresh-Context setting, if any) per leak-grid cell."""
     places = []
     for cell in (load or {}).get("leak_grid", []):
-        twin = serverconfig.get(cell["server"]).twin
+        twin = serverconfig.get(cell["server"]).reset_twin
         place = f"{LOAD}{cell['scenario']} on {cell['server']}"
         twin_place = f"{LOAD}{cell['scenario']} on {twin}" if twin else None
         places.append((cell["variant"], place, cell["failures"], twin_place))
@@ -267,11 +268,11 @@ def where_failed(outcome: Outcome) -> str:
         )
         total = sum(load.values(), Counter())
         parts.append(f"load: {len(load)} of {cells} cells ({leak_lost(total)}): {servers}")
-    leaks = _leaks(outcome.names())
-    downstream = sorted({name.split(":")[0] for name in leaks if not name.startswith(f"{ENTRY}.")})
+    leaked = [Failure.parse(name) for name in _leaks(outcome.names())]
+    downstream = sorted({failure.where for failure in leaked if failure.point != ENTRY})
     if downstream:
         parts.append(f"leaked at: {', '.join(downstream)}")
-    elif leaks:
+    elif leaked:
         parts.append("leaks only at entry")
     if outcome.errors:
         parts.append(f"other failures (status, transport): {sum(outcome.errors.values())}")

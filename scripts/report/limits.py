@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from apps import registry
-from scripts.matrix import app as m
-from scripts.matrix.run import column
+from apps.harness import registry
+from scripts.matrix import propagation_app as m
+from scripts.matrix.matrix import column
 
 # With pure ASGI outside BaseHTTPMiddleware: the BaseHTTP layer's read after call_next, and the outer layer's.
 AFTER_CALL_NEXT = column(m.BASEHTTP_AFTER, m.ASGI_OUTSIDE)

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from apps import registry
-from apps.observability import harm
-from scripts.bench.gate import fresh
+from apps.harness import registry
+from apps.harness.checker import LOST, Failure
+from apps.harness.contract import AUDIT, CHECKPOINTS
+from apps.harness.observability import EVENT, SPAN, harm
+from scripts.bench.verify import fresh
 from scripts.load import servers as serverconfig
 
 # The observability library variants: the error tracker, the tracer, the logger.
-VARIANTS = ("sentry_scope", "otel_baggage", "loguru_contextualize")
+VARIANTS = registry.tagged(registry.OBSERVABILITY)
 # What the tools record: the error event, the server span, the log record, and whether the request got a transaction
 # of its own (Sentry's audit reads it). The other checkpoints are in the decision table.
-RECORDED = ("event.", "span.", "log.", "audit.request_id:lost")
+RECORDED_POINTS = (EVENT, SPAN, CHECKPOINTS[-1])  # the error event, the server span, the log line
+NO_TRANSACTION = Failure(AUDIT, "request_id", LOST)
 
 
 def _harms(failures: dict[str, int]) -> dict[str, int]:
     """Responses per harm: names that describe one harm (a span's trace and parent) count once, by their maximum."""
     found: dict[str, int] = {}
     for name, count in failures.items():
-        if name.endswith((":leak", ":lost")) and name.startswith(RECORDED):
+        failure = Failure.parse(name)
+        if failure.judged and (failure.point in RECORDED_POINTS or failure == NO_TRANSACTION):
             sentence = harm(name)
             found[sentence] = max(found.get(sentence, 0), count)
     return found

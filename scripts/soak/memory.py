@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import psutil
 
-from apps.contract import MAX_BODY_BYTES
+from apps.harness.contract import MAX_BODY_BYTES
 from scripts.load.sampler import BackgroundSampling
 
 SAMPLE_INTERVAL_S = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from apps import registry
+from apps.harness import registry
 from scripts.common.results import LOAD_DIR, read_json
 from scripts.load import servers as serverconfig
 from scripts.load import verdicts

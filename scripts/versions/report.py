@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apps.harness.checker import Failure
 from scripts.common import results as resultfiles
 
 VERSIONS_MD = "VERSIONS.md"  # under results/versions/: the full tables, REPORT.md carries the summary
@@ -18,7 +19,7 @@ COLORS = {
     NA: "#ffffff",
     NOT_RUN: "#e0e0e0",
 }
-# In-process paths (apps.inprocess drives them; the _fresh_context ones model --reset-contextvars).
+# In-process paths (apps.harness.inprocess drives them; the _fresh_context ones model --reset-contextvars).
 INPROCESS = {
     "concurrent": "in-process concurrent",
     "keepalive": "in-process send path",
@@ -52,9 +53,9 @@ def label_of(failures: dict[str, int] | str | None) -> str:
     if isinstance(failures, str):
         return OTHER
     names = [name for name, count in failures.items() if count]
-    if any(name.endswith(":leak") for name in names):
+    if any(Failure.parse(name).is_leak for name in names):
         return LEAK
-    if any(name.endswith(":lost") for name in names):
+    if any(Failure.parse(name).is_lost for name in names):
         return LOST
     return OTHER if names else OK
 

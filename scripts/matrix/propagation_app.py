@@ -21,7 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps import registry
+from apps.harness import registry
 
 CONTEXTVAR, MUTABLE, REQUEST_STATE = registry.CONTEXTVAR, registry.MUTABLE_IN_CONTEXTVAR, registry.REQUEST_STATE
 MECHANISMS = (CONTEXTVAR, MUTABLE, REQUEST_STATE)

@@ -8,17 +8,26 @@ from types import MappingProxyType
 
 from starlette.types import ASGIApp
 
-from apps.checker import LEAK, LOST
-from apps.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
-from apps.observability import EVENT, SPAN, SPAN_FIELDS
+from apps.harness.checker import LEAK, LOST, failure_name
+from apps.harness.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
+from apps.harness.observability import EVENT, SPAN, SPAN_FIELDS
 
 RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
-# How the context travels; the first three are the rows of the propagation matrix (scripts/matrix/app.py).
+# How the context travels; the first three are the rows of the propagation matrix (scripts/matrix/propagation_app.py).
 CONTEXTVAR, MUTABLE_IN_CONTEXTVAR, REQUEST_STATE = "ContextVar", "mutable object in a ContextVar", "request.state"
 EXPLICIT, MODULE_GLOBAL, NOTHING = "explicit argument", "module global", "nothing"
 CATEGORIES = (CONTROL, RECOMMENDED, PITFALL, LIBRARY)
 
-# In-process scenarios the expectations are written for (apps.inprocess drives them):
+# Groups a command takes its variants from (a tag on the variant, never a list in the command's module):
+REFERENCE = "reference"  # the cost floor every added cost is measured against (exactly one variant)
+SERVER_COST = "server_cost"  # run on every server kind side by side ("What a server costs")
+CLIENT_LOAD = "client_load"  # the client-CPU sweep's variant: a full, all-ok response on every request
+VERSION_MATRIX = "version_matrix"  # the approaches the version matrix runs on every stack
+OBSERVABILITY = "observability"  # observability libraries: the report's "What your observability tools record"
+COST_TARGET = "cost_target"  # the bench's target comparison: its subject ...
+COST_TARGET_REFERENCE = "cost_target_reference"  # ... against each of these
+
+# In-process scenarios the expectations are written for (apps.harness.inprocess drives them):
 CONCURRENT = "concurrent"  # one task per request, all in flight together: many connections
 KEEPALIVE = "keepalive"  # each request started inside the previous one's final send: uvicorn's keep-alive path
 KEEPALIVE_READS = "keepalive_reads"  # ... inside the context of its last body read: asyncio + h11 resuming a read
@@ -32,7 +41,7 @@ DOWNSTREAM = tuple(point for point in (*CHECKPOINTS, AUDIT) if point != ENTRY)
 
 def failing(points: tuple[str, ...], verdict: str, fields: tuple[str, ...] = FIELDS) -> frozenset[str]:
     """Failure names (`checkpoint.field:verdict`, as the checker tallies them) for every point × field given."""
-    return frozenset(f"{point}.{field_name}:{verdict}" for point in points for field_name in fields)
+    return frozenset(failure_name(point, field_name, verdict) for point in points for field_name in fields)
 
 
 ENTRY_LEAK = failing((ENTRY,), LEAK)
@@ -53,6 +62,7 @@ class Variant:
     expected: MappingProxyType[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     # a control whose failures depend on scheduling: the expected ones must appear, others may
     exact: bool = True
+    tags: frozenset[str] = frozenset()
 
     @property
     def module(self) -> str:
@@ -78,6 +88,7 @@ VARIANTS: tuple[Variant, ...] = (
         "baseline",
         CONTROL,
         "Same work, no context sharing: the cost floor (every checkpoint sees nothing).",
+        tags=frozenset({REFERENCE, SERVER_COST, COST_TARGET_REFERENCE}),
         mechanism=NOTHING,
         expected=expect(failing(DOWNSTREAM, LOST), failing(DOWNSTREAM, LOST)),
     ),
@@ -85,18 +96,21 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_asgi",
         RECOMMENDED,
         "ContextVars set by a pure ASGI middleware, reset in `finally`.",
+        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET}),
         expected=expect(NONE, ENTRY_LEAK),
     ),
     Variant(
         "contextvar_isolated",
         RECOMMENDED,
         "contextvar_asgi behind an outermost pure ASGI middleware that runs each request in a fresh `Context`.",
+        tags=frozenset({SERVER_COST, VERSION_MATRIX}),
         expected=expect(NONE, NONE),
     ),
     Variant(
         "request_state",
         RECOMMENDED,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
+        tags=frozenset({VERSION_MATRIX}),
         mechanism=REQUEST_STATE,
         expected=expect(NONE, NONE),
     ),
@@ -104,6 +118,7 @@ VARIANTS: tuple[Variant, ...] = (
         "explicit",
         RECOMMENDED,
         "No shared storage: a dependency builds a context object passed down every call and handed back to the audit.",
+        tags=frozenset({VERSION_MATRIX}),
         mechanism=EXPLICIT,
         expected=expect(NONE, NONE),
     ),
@@ -111,6 +126,7 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_basehttp",
         PITFALL,
         "ContextVars set in a BaseHTTPMiddleware before `call_next`, reset in `finally` (the seeds' guide).",
+        tags=frozenset({VERSION_MATRIX}),
         # Its response is sent after the reset (so no send-path leak), but the body is read in call_next's task,
         # where the ContextVars are still set.
         expected=expect(NONE, NONE, ENTRY_LEAK),
@@ -132,6 +148,7 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_conditional",
         PITFALL,
         "The user ContextVar is set only for authenticated requests and never cleared (a set-only design).",
+        tags=frozenset({VERSION_MATRIX}),
         expected=expect(NONE, USER_LEAKS_DOWNSTREAM),
     ),
     Variant(
@@ -149,6 +166,7 @@ VARIANTS: tuple[Variant, ...] = (
         "starlette_context",
         LIBRARY,
         "starlette-context's pure ASGI RawContextMiddleware with its request-id plugin (and header plugins).",
+        tags=frozenset({COST_TARGET_REFERENCE}),
         mechanism=MUTABLE_IN_CONTEXTVAR,
         library="starlette-context",
         expected=expect(NONE, ENTRY_LEAK),
@@ -157,6 +175,7 @@ VARIANTS: tuple[Variant, ...] = (
         "asgi_correlation_id",
         LIBRARY,
         "asgi-correlation-id's middleware and log filter for the request id; ContextVars for user and tenant.",
+        tags=frozenset({COST_TARGET_REFERENCE}),
         library="asgi-correlation-id",
         expected=expect(NONE, ENTRY_LEAK),
     ),
@@ -176,6 +195,7 @@ VARIANTS: tuple[Variant, ...] = (
         LIBRARY,
         "sentry-sdk (Starlette/FastAPI integrations, tracing on, in-memory transport): `set_tag` per request, "
         "`set_user` when authenticated. Does more work than the others (an SDK transaction and an event per request).",
+        tags=frozenset({OBSERVABILITY}),
         mechanism=MUTABLE_IN_CONTEXTVAR,
         library="sentry-sdk",
         # Sentry's ASGI middleware marks "already applied" in a ContextVar and clears the mark in `finally`: a
@@ -195,6 +215,7 @@ VARIANTS: tuple[Variant, ...] = (
         LIBRARY,
         "opentelemetry-instrumentation-fastapi with an in-memory span exporter; the identity as baggage set by a pure "
         "ASGI middleware. Does more work than the others (spans per request, exported to memory).",
+        tags=frozenset({OBSERVABILITY}),
         library="opentelemetry",
         # The instrumentation makes a SERVER span from the request's traceparent only when no span is current; a
         # request started inside the previous one's send has that request's span current, so it gets an INTERNAL
@@ -206,6 +227,7 @@ VARIANTS: tuple[Variant, ...] = (
         LIBRARY,
         "loguru's `logger.contextualize()` in a pure ASGI middleware and a sink capturing `extra`. Does more work "
         "than the others (a loguru record and a sink call per log line).",
+        tags=frozenset({OBSERVABILITY}),
         library="loguru",
         # contextualize() merges into what the context already holds: the previous request's user stays for an
         # anonymous request started in its context.
@@ -214,9 +236,17 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 BY_NAME = MappingProxyType({variant.name: variant for variant in VARIANTS})
-SUPPORT_MODULES = frozenset(
-    {"__init__", "contract", "checker", "registry", "traffic", "inprocess", "conformance", "workers", "observability"}
-)
+
+
+def tagged(tag: str) -> tuple[str, ...]:
+    """Names of the variants carrying `tag`, in registry order."""
+    return tuple(variant.name for variant in VARIANTS if tag in variant.tags)
+
+
+def reference() -> str:
+    """The one variant every cost is measured against."""
+    (name,) = tagged(REFERENCE)
+    return name
 
 
 def get(name: str) -> Variant:

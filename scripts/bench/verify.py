@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from apps import conformance, registry
+from apps.harness import conformance, registry
 from scripts.common import environment
 from scripts.common import results as resultfiles
 

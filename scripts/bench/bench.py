@@ -11,11 +11,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from apps import registry
+from apps.harness import registry
 from microbench import bm_instructions, bm_paired
-from scripts.bench import charts as benchcharts
-from scripts.bench import gate as verify
+from scripts.bench import bench_charts
 from scripts.bench import stats as benchstats
+from scripts.bench import verify as verify
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         if status:
             return status
     summary = benchstats.summarize(results_dir)
-    charts = benchcharts.draw_all(summary, charts_dir)
+    charts = bench_charts.draw_all(summary, charts_dir)
     print(benchstats.table(summary))
     print(f"summary: {results_dir / benchstats.SUMMARY_NAME}; charts: {', '.join(str(path) for path in charts)}")
     print(f"total {time.perf_counter() - started:.1f}s")

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from apps.contract import AUDIT, AUDIT_HEADERS, CHECKPOINTS, ENTRY, FIELDS, REQUEST_ID_HEADER
+from apps.harness.contract import AUDIT, AUDIT_HEADERS, CHECKPOINTS, ENTRY, FIELDS, REQUEST_ID_HEADER
 
 OK = "ok"
 LOST = "lost"  # a value was expected and none was seen
@@ -18,6 +18,57 @@ RESPONSE = "response"
 VERDICT_POINTS = (*CHECKPOINTS, AUDIT, RESPONSE)
 
 Verdicts = dict[str, dict[str, str]]
+
+
+def failure_name(point: str, field: str | None, verdict: str) -> str:
+    """The one spelling of a failure: `checkpoint.field:verdict`, or `kind:detail` for what is not a checkpoint's."""
+    return f"{point}.{field}:{verdict}" if field is not None else f"{point}:{verdict}"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failure name taken apart: where (`point`, `field`) and what (`verdict`: leak, lost, or another kind's detail).
+
+    Load runs report the checker's failures (`entry.user_id:leak`) next to the client's own (`status:500`,
+    `transport:ConnectionResetError`); every module that reads failure names reads them through this type.
+    """
+
+    point: str
+    field: str | None
+    verdict: str
+
+    @classmethod
+    def parse(cls, name: str) -> Failure:
+        where, _, verdict = name.rpartition(":")
+        point, dot, field = where.partition(".")
+        return cls(point, field if dot else None, verdict)
+
+    @property
+    def name(self) -> str:
+        return failure_name(self.point, self.field, self.verdict)
+
+    @property
+    def where(self) -> str:
+        """`checkpoint.field` (or the kind alone)."""
+        return self.name.rpartition(":")[0]
+
+    @property
+    def is_leak(self) -> bool:
+        return self.verdict == LEAK
+
+    @property
+    def is_lost(self) -> bool:
+        return self.verdict == LOST
+
+    @property
+    def judged(self) -> bool:
+        """A verdict of the checker (leak or lost), not a failure to get a judgeable answer."""
+        return self.verdict in (LEAK, LOST)
+
+
+def leaks(names: Iterable[str]) -> list[str]:
+    """The names among `names` that are leaks."""
+    return [name for name in names if Failure.parse(name).is_leak]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +207,7 @@ def classify_fields(sent: Sent, headers: Mapping[str, str], body: Mapping) -> Ve
 def failures(verdicts: Verdicts) -> list[str]:
     """Every non-ok verdict as `checkpoint.field:verdict`, the name load tests report failures under."""
     return [
-        f"{point}.{field}:{verdict}"
+        failure_name(point, field, verdict)
         for point, fields in verdicts.items()
         if fields != ALL_OK.get(point)  # one C comparison skips an all-ok point (nearly all of them)
         for field, verdict in fields.items()

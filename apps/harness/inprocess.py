@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message
 
-from apps.traffic import RequestSpec
+from apps.harness.traffic import RequestSpec
 
 RECEIVE_CHUNK_BYTES = 64 * 1024  # how a server hands a large body over: in pieces
 

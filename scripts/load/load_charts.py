@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display here; chosen before pyplot is imported
 import matplotlib.pyplot as plt
 
-from apps import registry
+from apps.harness import registry
 from scripts.common.results import CHARTS_DIR, write_figure
 from scripts.load.servers import BY_LABEL
 

@@ -1,7 +1,7 @@
 """`make versions`: the in-process verdicts, the matrix and a bounded real-server leak hunt on every declared stack.
 
 Each stack runs in its own virtualenv (scripts/versions/envs.py): the in-process half in the stack's interpreter
-(scripts/versions/inside.py, a subprocess), the leak hunt with the stack's uvicorn serving and ctxbench's own locust
+(scripts/versions/in_stack.py, a subprocess), the leak hunt with the stack's uvicorn serving and ctxbench's own locust
 driving it. One JSON per stack under results/versions/, written atomically, with the stack's environment.
 """
 
@@ -15,25 +15,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from apps.harness import registry
 from loadtests import scenarios
 from scripts.common import environment
 from scripts.common import results as resultfiles
 from scripts.common.lock import exclusive_run
 from scripts.load import servers
-from scripts.load.run import RunSpec, cells_of, execute
+from scripts.load.bounded_run import RunSpec, cells_of, execute
 from scripts.load.settings import QUICK_USERS_PER_SCENARIO
 from scripts.versions import envs, report
 from scripts.versions.stacks import BY_NAME, STACKS, Stack, lock_problems
 
 VERSIONS_DIR = resultfiles.RESULTS / "versions"
-VARIANTS = (
-    "contextvar_asgi",
-    "contextvar_conditional",
-    "contextvar_basehttp",
-    "request_state",
-    "explicit",
-    "contextvar_isolated",
-)
+VARIANTS = registry.tagged(registry.VERSION_MATRIX)
 # The two uvicorn defaults users run (uvloop + httptools with uvicorn[standard], asyncio + h11 without), each next to
 # its --reset-contextvars twin where the stack's uvicorn has the flag.
 HUNT_CONFIGS = (servers.UVLOOP_HTTPTOOLS, servers.ASYNCIO_H11)
@@ -56,7 +50,7 @@ def inside(env: envs.Env, requests: int, variants: tuple[str, ...]) -> dict:
     """The stack's in-process verdicts and matrix, computed by its own interpreter (cwd = repo root)."""
     with tempfile.TemporaryDirectory(prefix="ctxbench-versions-") as tmp:
         out = Path(tmp) / "inside.json"
-        command = [str(env.python), "-m", "scripts.versions.inside", str(out), str(requests), *variants]
+        command = [str(env.python), "-m", "scripts.versions.in_stack", str(out), str(requests), *variants]
         # subprocess.run kills the child on Ctrl-C (any exception) before re-raising: nothing is left running
         done = subprocess.run(command, cwd=environment.ROOT, timeout=INSIDE_TIMEOUT_S, check=False)
         if done.returncode != 0 or not out.exists():
@@ -92,9 +86,9 @@ def hunt(env: envs.Env, variants: tuple[str, ...], reset: bool, duration_s: floa
     runs: dict[str, dict[str, dict]] = {}
     for variant in variants:
         for plain in HUNT_CONFIGS:
-            twin = servers.get(plain.twin) if plain.twin else None
+            twin = servers.get(plain.reset_twin) if plain.reset_twin else None
             for config in (plain, twin) if twin else (plain,):
-                if config.fix and not reset:
+                if config.reset_setting and not reset:
                     runs.setdefault(variant, {})[config.label] = {
                         "status": "n/a",
                         "reason": f"uvicorn {env_version(env)} has no {servers.RESET_FLAG}",
@@ -105,7 +99,7 @@ def hunt(env: envs.Env, variants: tuple[str, ...], reset: bool, duration_s: floa
                 runs.setdefault(variant, {})[config.label] = cell
                 print(f"    hunt {variant:<24} {config.label:<24} {summary(cell)} ({time.monotonic() - started:.0f}s)")
     return {
-        "configs": [c.label for plain in HUNT_CONFIGS for c in (plain, servers.get(plain.twin))],
+        "configs": [c.label for plain in HUNT_CONFIGS for c in (plain, servers.get(plain.reset_twin))],
         "duration_s": duration_s,
         "warmup_s": warmup_s,
         "users_per_scenario": QUICK_USERS_PER_SCENARIO,
@@ -184,7 +178,12 @@ def skipped(stack: Stack, note: str, results_dir: Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", action="append", choices=list(BY_NAME), help="only these stacks (default: all)")
-    parser.add_argument("--variant", action="append", choices=VARIANTS, help="only these variants (default: all six)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=VARIANTS,
+        help="only these variants (default: the version-matrix group)",
+    )
     parser.add_argument("--requests", type=int, default=REQUESTS, help="in-process requests per scenario")
     parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds per leak-hunt run")
     parser.add_argument("--warmup", type=float, default=WARMUP_S, help="warm-up seconds per leak-hunt run")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from apps import inprocess, observability, registry, traffic
-from apps.checker import tally
+from apps.harness import inprocess, observability, registry, traffic
+from apps.harness.checker import tally
 
 REQUESTS_PER_SCENARIO = 600  # at least 500: a third anonymous, GET/POST/stream interleaved
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from apps.checker import LEAK, LOST, OK, Sent, Verdicts, classify, expected_values, judge_value
-from apps.contract import FIELDS
+from apps.harness.checker import LEAK, LOST, OK, Failure, Sent, Verdicts, classify, expected_values, judge_value
+from apps.harness.contract import FIELDS
 
 # Extra body fields a variant may report, and the verdict points they are judged under (`span.trace_id:leak`, ...).
 SPAN = "span"  # {"trace_id", "span_id", "parent_span_id"}: the request's server span, lower-case hex
@@ -43,13 +43,13 @@ def harm(name: str) -> str:
     """The harm a failure name stands for; names without a sentence of their own get a generic one."""
     if name in HARM:
         return HARM[name]
-    point_field, _, verdict = name.partition(":")
-    point, _, field = point_field.partition(".")
+    failure = Failure.parse(name)
+    field = failure.field or ""
     what = {"request_id": "id", "user_id": "user", "tenant_id": "tenant"}.get(field, field.replace("_", " "))
-    if verdict == LEAK:
-        return f"code at {point} saw another request's {what}"
-    if verdict == LOST:
-        return f"code at {point} did not see the request's {what}"
+    if failure.is_leak:
+        return f"code at {failure.point} saw another request's {what}"
+    if failure.is_lost:
+        return f"code at {failure.point} did not see the request's {what}"
     return name
 
 

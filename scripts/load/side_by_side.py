@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps import registry
+from apps.harness import registry
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR, write_json
+from scripts.load.bounded_run import Generator, RunSpec, merge, server_identity, window_of
 from scripts.load.process import free_port, serve
-from scripts.load.run import Generator, RunSpec, merge, server_identity, window_of
 from scripts.load.sampler import Sampler
 from scripts.load.servers import DEFAULT, PER_KIND, ServerConfig, get
 from scripts.load.settings import (
@@ -36,9 +36,9 @@ from scripts.load.settings import (
 )
 
 KIND = "side-by-side"
-REFERENCE = "baseline"
+REFERENCE = registry.reference()
 VARIANTS_LAYOUT, SERVERS_LAYOUT = "variants", "servers"
-SERVER_COST_VARIANTS = (REFERENCE, "contextvar_asgi", "contextvar_isolated")
+SERVER_COST_VARIANTS = registry.tagged(registry.SERVER_COST)
 
 
 def slot_name(variant: str, config: ServerConfig = DEFAULT, copy: int = 1) -> str:

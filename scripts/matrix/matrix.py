@@ -1,9 +1,9 @@
 """`make matrix`: where a value set in one place can be read, for the installed FastAPI, Starlette and anyio.
 
-For every mechanism × set point × middleware order, an app from scripts/matrix/app.py serves REQUESTS_PER_PATH
-concurrent requests per path (one task per request, unique tokens), in-process, with the lifespan run as uvicorn
-runs it (its own task; request scopes get a shallow copy of the lifespan state). Each cell says what the read point
-saw across those requests: `own` (this request's value every time), `none`, `lifespan` (the lifespan's value),
+For every mechanism × set point × middleware order, an app from scripts/matrix/propagation_app.py serves
+REQUESTS_PER_PATH concurrent requests per path (one task per request, unique tokens), in-process, with the lifespan run
+as uvicorn runs it (its own task; request scopes get a shallow copy of the lifespan state). Each cell says what the read
+point saw across those requests: `own` (this request's value every time), `none`, `lifespan` (the lifespan's value),
 `foreign` (another request's value at least once), `mixed` (own sometimes, none otherwise) or `n/a` (never reached).
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message
 
-from apps import inprocess
+from apps.harness import inprocess
 from scripts.common import environment
 from scripts.common import results as resultfiles
-from scripts.matrix import app as m
-from scripts.matrix import app as matrix_app
+from scripts.matrix import propagation_app
+from scripts.matrix import propagation_app as m
 
 REQUESTS_PER_PATH = 24
 MATRIX_JSON = resultfiles.MATRIX_DIR / "matrix.json"
@@ -73,10 +73,10 @@ def judge(values: list[tuple[str, str | None]]) -> tuple[str, dict[str, int]]:
 
 
 def code_locations() -> dict[str, str]:
-    """`scripts/matrix/app.py:LINE` of the statement that sets or reads at each named point."""
-    source = inspect.getsource(matrix_app).splitlines()
-    names = {value: name for name, value in vars(matrix_app).items() if name.isupper() and isinstance(value, str)}
-    relative = Path(matrix_app.__file__).resolve().relative_to(environment.ROOT)
+    """`scripts/matrix/propagation_app.py:LINE` of the statement that sets or reads at each named point."""
+    source = inspect.getsource(propagation_app).splitlines()
+    names = {value: name for name, value in vars(propagation_app).items() if name.isupper() and isinstance(value, str)}
+    relative = Path(propagation_app.__file__).resolve().relative_to(environment.ROOT)
     locations = {}
     for value, name in names.items():
         pattern = re.compile(rf"(read|maybe_set|read_in_child|read_in_thread)\b.*\b{name}\)")

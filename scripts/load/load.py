@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from apps import registry
+from apps.harness import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
-from scripts.load import run as loadrun
+from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = loadrun.RunSpec(
+    spec = bounded_run.RunSpec(
         args.variant,
         args.scenario,
         args.users,
@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         tag="load",
     )
     with exclusive_run():
-        result = loadrun.execute(spec)
-    for cell in loadrun.cells_of(result):
-        path = loadrun.save(cell)
-        print(loadrun.one_line(cell))
+        result = bounded_run.execute(spec)
+    for cell in bounded_run.cells_of(result):
+        path = bounded_run.save(cell)
+        print(bounded_run.one_line(cell))
         print(f"written {path}")
     return 0 if not result["processes"]["left_behind"] else 1

@@ -1,4 +1,4 @@
-"""One bounded load run: a pinned uvicorn, a pinned locust, CPU sampled over the measured window, one result dict."""
+"""One bounded load run: a pinned server of any kind, a pinned locust, CPU sampled in the measured window."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from apps import registry
+from apps.harness import registry
+from apps.harness.checker import Failure
 from loadtests import scenarios
 from scripts.common.environment import ROOT, describe
 from scripts.common.results import LOAD_DIR, read_json, write_json
@@ -92,9 +93,9 @@ def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = 
         "requests": requests,
         "failed_requests": failed,
         "failures": dict(failures),
-        "leak": sum(n for name, n in failures.items() if name.endswith(":leak")),
-        "lost": sum(n for name, n in failures.items() if name.endswith(":lost")),
-        "other": sum(n for name, n in failures.items() if not name.endswith((":leak", ":lost"))),
+        "leak": sum(n for name, n in failures.items() if Failure.parse(name).is_leak),
+        "lost": sum(n for name, n in failures.items() if Failure.parse(name).is_lost),
+        "other": sum(n for name, n in failures.items() if not Failure.parse(name).judged),
     }
 
 

@@ -6,18 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-from apps import registry
-from scripts.bench import charts as benchcharts
+from apps.harness import registry
+from scripts.bench import bench_charts
 from scripts.bench import stats as benchstats
-from scripts.bench.gate import MEASURED, VERIFY_JSON
+from scripts.bench.verify import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
-from scripts.load import charts as loadcharts
+from scripts.load import load_charts
+from scripts.load import loadstats as loadstats
 from scripts.load import servers as serverconfig
-from scripts.load import stats as loadstats
-from scripts.matrix import run as matrix
-from scripts.matrix.run import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.report import charts as reportcharts
-from scripts.report import decision, observability
+from scripts.matrix import matrix as matrix
+from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
+from scripts.report import decision, decision_chart, observability
 from scripts.soak.report import soak_section
 from scripts.versions.report import render as render_versions
 from scripts.versions.report import versions_section
@@ -119,7 +118,7 @@ def _bench_section(bench: dict | None) -> list[str]:
         "*Paired* = both apps timed in the same short blocks of one process, so host speed changes cancel; "
         "*independent* = separate pyperf runs (wider noise).",
         "",
-        _chart(benchcharts.APPS_CHART, "µs per request by variant"),
+        _chart(bench_charts.APPS_CHART, "µs per request by variant"),
         "",
         "| variant | method | median µs | stdev % | runs | paired: added over baseline | independent: added |",
         "|---|---|---|---|---|---|---|",
@@ -136,13 +135,13 @@ def _bench_section(bench: dict | None) -> list[str]:
         f"| {c['threshold_pct']:.1f}% | {c['verdict']} |"
         for c in [*bench["aa"], *bench["targets"]]
     ]
-    lines += ["", _chart(benchcharts.PRIMITIVES_CHART, "primitives"), ""]
+    lines += ["", _chart(bench_charts.PRIMITIVES_CHART, "primitives"), ""]
     lines += ["| primitive | median ns | net of the empty loop, ns |", "|---|---|---|"]
     lines += [f"| {p['name']} | {p['median_ns']:.1f} | {_fmt(p.get('net_ns'))} |" for p in bench["primitives"]]
     per_layer = bench.get("depth_per_layer_us_paired") or bench.get("depth_per_layer_us", {})
     lines += [
         "",
-        _chart(benchcharts.DEPTH_CHART, "cost against middleware depth"),
+        _chart(bench_charts.DEPTH_CHART, "cost against middleware depth"),
         "",
         "Cost of one more context middleware layer (least-squares slope over depth 0–5): "
         + ", ".join(f"{kind} {slope:.1f} µs" for kind, slope in per_layer.items())
@@ -164,7 +163,7 @@ def _instruction_lines(counted: dict | None) -> list[str]:
         f"repeated values of one app lie within {counted['repeatability_max_spread_pct']:.3f}%. "
         f"Counts leave out {counted['leaves_out']}.",
         "",
-        _chart(benchcharts.INSTRUCTIONS_CHART, "instructions per request by variant"),
+        _chart(bench_charts.INSTRUCTIONS_CHART, "instructions per request by variant"),
         "",
         "| variant | method | instructions | added over baseline | CPU µs (median) | CPU added (paired) |",
         "|---|---|---|---|---|---|",
@@ -255,7 +254,7 @@ def _curves_lines(curves: dict | None) -> list[str]:
         "speed changes fall on all of them alike. Median over rounds [min–max]; `generator-bound` marks points where "
         "the load generator saturated its core (the point measured the client as much as the server).",
         "",
-        _chart(loadcharts.THROUGHPUT_CHART, "RPS and latency against users"),
+        _chart(load_charts.THROUGHPUT_CHART, "RPS and latency against users"),
         "",
         "| variant | users | runs | req/s [min–max] | p50 ms [min–max] | p99 ms [min–max] | generator-bound runs |",
         "|---|---|---|---|---|---|---|",
@@ -280,7 +279,7 @@ def _load_section(load: dict | None) -> list[str]:
     lines = [
         "## Load runs (locust against real servers on 127.0.0.1)",
         "",
-        _chart(loadcharts.LEAK_CHART, "leak heatmap"),
+        _chart(load_charts.LEAK_CHART, "leak heatmap"),
         "",
         f"{clean.get('cells', 0)} cells (variant × scenario × server configuration), "
         f"{clean.get('total_requests', 0)} validated requests in all. {clean.get('clean', 0)} cells had no failure "
@@ -298,7 +297,7 @@ def _load_section(load: dict | None) -> list[str]:
             f"{cost['scenario']}, server {cost['server']}); A/A ratio {aa['median']:.3f} "
             f"[{aa['min']:.3f}–{aa['max']:.3f}] is the noise floor:",
             "",
-            _chart(loadcharts.COST_CHART, "server CPU µs per request"),
+            _chart(load_charts.COST_CHART, "server CPU µs per request"),
             "",
             "| variant | server CPU µs/request | ratio vs baseline [min–max] |",
             "|---|---|---|",
@@ -357,7 +356,7 @@ def _matrix_section(matrix: dict | None) -> list[str]:
 def _opening_chart(sources: dict[str, dict | None]) -> list[str]:
     if not decision.server_kinds(sources["load"]):
         return []
-    return [_chart(reportcharts.DECISION_CHART, "approach by server, coloured by verdict"), ""]
+    return [_chart(decision_chart.DECISION_CHART, "approach by server, coloured by verdict"), ""]
 
 
 def render(results_dir: Path = resultfiles.RESULTS) -> str:
@@ -407,17 +406,17 @@ def rebuild_derived() -> list[Path]:
         summary = benchstats.summarize(resultfiles.BENCH_DIR)
         written += [
             resultfiles.BENCH_DIR / benchstats.SUMMARY_NAME,
-            *benchcharts.draw_all(summary, resultfiles.CHARTS_DIR),
+            *bench_charts.draw_all(summary, resultfiles.CHARTS_DIR),
         ]
     if any(path.name != loadstats.SUMMARY_NAME for path in resultfiles.LOAD_DIR.glob("*.json")):
         summary = loadstats.summarize(resultfiles.LOAD_DIR)
-        written += [resultfiles.LOAD_DIR / loadstats.SUMMARY_NAME, *loadcharts.draw(summary)]
+        written += [resultfiles.LOAD_DIR / loadstats.SUMMARY_NAME, *load_charts.draw(summary)]
         written.append(resultfiles.write_text(CELLS_MD, cells_markdown(summary)))
     if MATRIX_JSON.exists():
         written += matrix.render(resultfiles.read_json(MATRIX_JSON))
     written += render_versions(resultfiles.RESULTS)
     sources = load_sources(resultfiles.RESULTS)
-    chart = reportcharts.decision_chart(decision.decide(sources), sources["load"])
+    chart = decision_chart.decision_chart(decision.decide(sources), sources["load"])
     return [*written, *([chart] if chart else [])]
 
 

@@ -16,8 +16,8 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 - `throughput`: closed-loop runs (`latency_model` == "closed-loop", tags quick/full/load), one row per (variant,
   scenario, server, users): `runs`, `rps_median`, `p50_ms_median`, `p99_ms_median`, `server_us_per_request_median`,
   `generator_bound_runs`. These runs ran one after another: their figures are not comparable between variants.
-- `cost`: the `variants` side-by-side rounds (`scripts.load.side`), or null if none: `rounds`, `scenario`, `server`,
-  `aa_ratio` {median, min, max} (baseline's second copy / baseline: the noise floor), `variants`: variant ->
+- `cost`: the `variants` side-by-side rounds (`scripts.load.side_by_side`), or null if none: `rounds`, `scenario`,
+  `server`, `aa_ratio` {median, min, max} (baseline's second copy / baseline: the noise floor), `variants`: variant ->
   {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
 - `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
   `max_ms` (medians over runs of each run's exact percentile), `model` "fixed-rate".

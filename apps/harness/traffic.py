@@ -6,8 +6,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from apps.checker import Sent
-from apps.contract import (
+from apps.harness.checker import Sent
+from apps.harness.contract import (
     FAIL_QUERY,
     HEALTH_PATH,
     ITEM_PATH,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from scripts.common import environment
 
-FRESH_SUFFIX = "_fresh_context"  # as scripts.bench.gate names the --reset-contextvars scenarios
+FRESH_SUFFIX = "_fresh_context"  # as scripts.bench.verify names the --reset-contextvars scenarios
 CANNOT_RUN = "cannot run"
 
 
@@ -31,8 +31,8 @@ def reason(exc: BaseException) -> str:
 def verdicts(name: str, count: int) -> dict[str, object]:
     """Failure counts per scenario, the registry's verdict on them; `cannot run` if the stack lacks an API."""
     try:
-        conformance = importlib.import_module("apps.conformance")
-        registry = importlib.import_module("apps.registry")
+        conformance = importlib.import_module("apps.harness.conformance")
+        registry = importlib.import_module("apps.harness.registry")
         variant = (
             registry.get(name) if hasattr(registry, "get") else next(v for v in registry.VARIANTS if v.name == name)
         )
@@ -62,7 +62,7 @@ def measure(conformance: object, variant: object, scenario: str, count: int, fre
 def matrix() -> dict[str, object]:
     """scripts/matrix on this stack, cell by cell: a set point whose app cannot be built is `cannot run`."""
     try:
-        run = importlib.import_module("scripts.matrix.run")
+        run = importlib.import_module("scripts.matrix.matrix")
         m = run.m
     except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
         return {"status": CANNOT_RUN, "reason": reason(exc)}
@@ -78,7 +78,7 @@ def matrix() -> dict[str, object]:
                     break
                 for point in (*m.MIDDLEWARE_READS, *m.APP_READS):
                     if point in m.APP_READS and order != m.ORDERS[0]:
-                        continue  # as scripts.matrix.run: app reads are reported from the first order
+                        continue  # as scripts.matrix.matrix: app reads are reported from the first order
                     label, _ = run.judge(readings.get((run.JUDGED_ON.get(point, m.NORMAL_PATH), point), []))
                     row[run.column(point, order)] = label
             cells.setdefault(kind, {})[set_point] = row
@@ -92,7 +92,7 @@ def matrix() -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m scripts.versions.inside OUT.json REQUESTS VARIANT...` (scripts.versions.run names the variants)."""
+    """`python -m scripts.versions.in_stack OUT.json REQUESTS VARIANT...` (the versions command names the variants)."""
     out, count, names = Path(argv[0]), int(argv[1]), tuple(argv[2:])
     result = {
         "python": platform.python_version(),

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import psutil
 
-from apps import registry
+from apps.harness import registry
 from loadtests import scenarios
 from loadtests.recorder import AFTER, MEASURED, WARMUP
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import SOAK_DIR, write_json
-from scripts.load import run as loadrun
+from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, free_port, serve
 from scripts.load.settings import QUICK_USERS, SERVER_CPUS
@@ -72,14 +72,14 @@ def new_pair(variant: str, config: serverconfig.ServerConfig, target: int) -> di
 
 def add_segment(pair: dict, records: list[dict], sampled: list[dict], seconds: float, exit_code: int | None) -> dict:
     """Fold one segment's exact records and memory samples into the pair; returns the segment's own figures."""
-    counts = loadrun.merge(records, ALL_BUCKETS)
+    counts = bounded_run.merge(records, ALL_BUCKETS)
     before = pair["requests"]
     try:
-        window: tuple[float, float] | None = loadrun.window_of(records)
+        window: tuple[float, float] | None = bounded_run.window_of(records)
     except RuntimeError:
         window = None
     by_scenario = {
-        name: loadrun.merge(records, ALL_BUCKETS, name)["requests"]
+        name: bounded_run.merge(records, ALL_BUCKETS, name)["requests"]
         for name in sorted({name for record in records for name in record.get("by_scenario", {})})
     }
     for sample in sampled:
@@ -181,9 +181,9 @@ class Soak:
     ) -> None:
         remaining = pair["target_requests"] - pair["requests"]
         duration = min(self.segment_s, max(MIN_SEGMENT_S, remaining / (self.rate or FIRST_RATE_GUESS) * OVERSHOOT))
-        spec = loadrun.RunSpec(pair["variant"], scenarios.EACH, self.users, duration, 0.0, config, tag="soak")
+        spec = bounded_run.RunSpec(pair["variant"], scenarios.EACH, self.users, duration, 0.0, config, tag="soak")
         workdir.mkdir()
-        generator = loadrun.Generator(spec, port, workdir)
+        generator = bounded_run.Generator(spec, port, workdir)
         started = time.time()
         interrupted = False
         with memory.MemorySampler(processes) as sampler:
@@ -206,7 +206,7 @@ class Soak:
             raise SoakFailure(f"the generator wrote no record (exit code {generator.returncode})")
         if segment["requests"] == 0:
             raise SoakFailure("a segment sent no request")
-        window = loadrun.window_of(records)
+        window = bounded_run.window_of(records)
         self.rate = segment["requests"] / max(1e-3, window[1] - window[0])
         self.save_pair(pair)
         print(self.progress(pair, segment), flush=True)
