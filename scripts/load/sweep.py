@@ -9,7 +9,7 @@ side     every variant's server at once on the server core, each with its own ge
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
          and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
-curves   baseline and the recommended approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
+curves   baseline and the approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
          throughput and p50/p99 against concurrency (about 10 minutes)
 """
 
@@ -64,8 +64,8 @@ def client_plan() -> Iterator[bounded_run.RunSpec]:
 
 
 def curves_variants(variants: tuple[str, ...]) -> tuple[str, ...]:
-    """Baseline and the recommended approaches (of those asked for): the curves a reader compares."""
-    wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.RECOMMENDED}
+    """Baseline and the approaches (of those asked for): the curves a reader compares."""
+    wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.APPROACH}
     return tuple(name for name in variants if name == registry.reference() or name in wanted)
 
 
