@@ -11,6 +11,7 @@ from scripts.bench import charts as benchcharts
 from scripts.bench import stats as benchstats
 from scripts.bench.gate import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
+from scripts.common.arguments import existing_dir
 from scripts.load import charts as loadcharts
 from scripts.load import servers as serverconfig
 from scripts.load import stats as loadstats
@@ -422,7 +423,9 @@ def rebuild_derived() -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    parser.add_argument(
+        "--results-dir", type=existing_dir, default=resultfiles.RESULTS, help="where results/ lives (read, must exist)"
+    )
     parser.add_argument("--no-rebuild", action="store_true", help="only REPORT.md, from the summaries as they are")
 
 
