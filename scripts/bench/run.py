@@ -165,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> str | None:
     if args.from_results and not args.results_dir.is_dir():
-        return f"--from-results reads {args.results_dir}, which does not exist"
+        return f"--from-results reads {str(args.results_dir)!r}, which does not exist"
     return None
 
 

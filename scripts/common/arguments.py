@@ -90,38 +90,40 @@ def one_of(what: str, names: Iterable[str]) -> Callable[[str], str]:
     return typed(parse, "name", names=known)
 
 
-def existing_dir(text: str) -> Path:
-    """A directory that must exist (results to read, an app to import): never created by looking."""
+def _path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
-    path = Path(text)
+    if any(not character.isprintable() for character in text):  # a newline or a tab in a path is a paste gone wrong
+        raise argparse.ArgumentTypeError(f"a path with control characters: {text!r}")
+    return Path(text)
+
+
+def existing_dir(text: str) -> Path:
+    """A directory that must exist (results to read, an app to import): never created by looking."""
+    path = _path(text)
     if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"no such directory: {text}")
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
     return path
 
 
 def output_dir(text: str) -> Path:
     """A directory to write into: created on the first write, but not a path through or onto a regular file."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path")
-    path = Path(text)
+    path = _path(text)
     for step in (path, *path.parents):
         if step.exists():
             if not step.is_dir():
-                raise argparse.ArgumentTypeError(f"not a directory: {step}")
+                raise argparse.ArgumentTypeError(f"not a directory: {str(step)!r}")
             break
     return path
 
 
 def output_file(text: str) -> Path:
     """A file to write: not a directory, in a directory that exists."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path")
-    path = Path(text)
+    path = _path(text)
     if path.is_dir():
-        raise argparse.ArgumentTypeError(f"a directory, not a file: {text}")
+        raise argparse.ArgumentTypeError(f"a directory, not a file: {text!r}")
     if not path.absolute().parent.is_dir():
-        raise argparse.ArgumentTypeError(f"no such directory: {path.parent}")
+        raise argparse.ArgumentTypeError(f"no such directory: {str(path.parent)!r}")
     return path
 
 
