@@ -7,10 +7,12 @@ import importlib
 import signal
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 # command -> the stage (a package under scripts/) that holds it. The naming rule: command X is the module
-# scripts/<stage>/X.py, exposing `add_arguments(parser)` and `run(args) -> int`.
+# scripts/<stage>/X.py, exposing `add_arguments(parser)`, `run(args) -> int` and optionally
+# `check_arguments(args) -> str | None`: a usage error no single option can see (exit 2 before anything runs).
 COMMANDS = {
     "verify": "bench",
     "bench": "bench",
@@ -43,6 +45,13 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        # argparse drops a value of `--` (`--scenario=--` becomes no value at all and the default runs): refuse it.
+        for word in args if args is not None else sys.argv[1:]:
+            if word.startswith("-") and word.partition("=")[2] == "--":
+                self.error(f"argument {word.partition('=')[0]}: '--' is not a value")
+        return super().parse_known_args(args, namespace)
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
@@ -54,21 +63,34 @@ def _chosen(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+def build_parser(
+    only: str | None = None, every: bool = False
+) -> tuple[OneLineParser, dict[str, argparse.ArgumentParser], dict[str, ModuleType]]:
+    """The CLI's parser, each command's own parser and module: the options of `only` (or of `every` command, as the
+    tests walk them); the other commands are listed by name and summary without importing their modules."""
+    parser = OneLineParser(prog="ctxbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands, modules = {}, {}
+    for name in COMMANDS:
+        commands[name] = sub.add_parser(name, help=summary(name))
+        if every or name == only:
+            modules[name] = importlib.import_module(module_name(name))
+            modules[name].add_arguments(commands[name])
+    return parser, commands, modules
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a supervisor, a CI timeout, `kill PID`) takes Ctrl-C's path: every command stops what it started by PID
     # in its `finally` blocks; servers run in their own sessions and would otherwise outlive a terminated orchestrator.
     signal.signal(signal.SIGTERM, _interrupt)
     argv = sys.argv[1:] if argv is None else argv
-    parser = OneLineParser(prog="ctxbench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    chosen = _chosen(argv)
-    module = importlib.import_module(module_name(chosen)) if chosen else None
-    for name in COMMANDS:
-        command = sub.add_parser(name, help=summary(name))
-        if name == chosen and module is not None:
-            module.add_arguments(command)
+    parser, commands, modules = build_parser(only=_chosen(argv))
     args = parser.parse_args(argv)
-    assert module is not None  # parse_args exits on an unknown or missing command
+    module = modules[args.command]  # parse_args exits on an unknown or missing command
+    check = getattr(module, "check_arguments", None)
+    problem = check(args) if check else None
+    if problem:
+        commands[args.command].error(problem)
     return module.run(args)
 
 

@@ -7,8 +7,9 @@ import signal
 
 from hypothesis import HealthCheck, settings
 
-# Only the header-value property in test_bad_input.py uses hypothesis; its case count comes from the profile, so one
-# environment variable moves it from the CI run to the long fuzz run without editing the test.
+# The header-value property in test_bad_input.py takes its case count from the profile, so one environment variable
+# moves it from the CI run to the long fuzz run without editing the test (test_cli_usage.py sets its own small count:
+# it runs once per option of every command).
 PROFILE_ENV = "CTXBENCH_HYPOTHESIS_PROFILE"
 COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("ci", max_examples=1_000, **COMMON)

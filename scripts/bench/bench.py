@@ -15,6 +15,7 @@ from apps.harness import registry
 from microbench import bm_instructions, bm_paired
 from scripts.bench import bench_charts, verify
 from scripts.bench import stats as benchstats
+from scripts.common.arguments import MAX_SEED, cpu_list, int_range, output_dir
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json
@@ -148,11 +149,23 @@ def default_affinity() -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=list(MODES), default="default")
-    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR, help="where the pyperf JSON and summary go")
-    parser.add_argument("--charts-dir", type=Path, help=f"default: {CHARTS_DIR} (or <results-dir>/charts)")
-    parser.add_argument("--affinity", default=default_affinity(), help="CPU list for workers ('' for none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the job order shuffled every round")
+    parser.add_argument(
+        "--results-dir", type=output_dir, default=BENCH_DIR, help="where the pyperf JSON and summary go"
+    )
+    parser.add_argument("--charts-dir", type=output_dir, help=f"default: {CHARTS_DIR} (or <results-dir>/charts)")
+    parser.add_argument(
+        "--affinity", type=cpu_list, default=default_affinity(), help="CPU list for workers ('' for none)"
+    )
+    parser.add_argument(
+        "--seed", type=int_range(0, MAX_SEED), default=0, help="seed of the job order shuffled every round"
+    )
     parser.add_argument("--from-results", action="store_true", help="only rebuild summary, charts and table")
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    if args.from_results and not args.results_dir.is_dir():
+        return f"--from-results reads {str(args.results_dir)!r}, which does not exist"
+    return None
 
 
 def gate(results_dir: Path) -> list[str]:

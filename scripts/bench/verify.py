@@ -8,6 +8,7 @@ from pathlib import Path
 from apps.harness import conformance, registry
 from scripts.common import environment
 from scripts.common import results as resultfiles
+from scripts.common.arguments import one_of, output_dir
 
 VERIFY_JSON = resultfiles.RESULTS / "verify" / "verdicts.json"
 FRESH_SUFFIX = "_fresh_context"  # the same one-connection scenario with --reset-contextvars' fresh Context
@@ -44,8 +45,9 @@ def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", action="append", help="only these variants (default: all)")
-    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    names = [variant.name for variant in registry.VARIANTS]
+    parser.add_argument("--variant", action="append", type=one_of("variant", names), help="only these (default: all)")
+    parser.add_argument("--results-dir", type=output_dir, default=resultfiles.RESULTS, help="where results/ lives")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,15 @@ import argparse
 
 from apps.harness import registry
 from loadtests import scenarios
+from scripts.common.arguments import (
+    MAX_PROCESSES,
+    MAX_RATE_PER_S,
+    MAX_SECONDS,
+    MAX_USERS,
+    non_negative,
+    positive_int,
+    seconds,
+)
 from scripts.common.lock import exclusive_run
 from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
@@ -14,9 +23,9 @@ from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", required=True, choices=[variant.name for variant in registry.VARIANTS])
-    parser.add_argument("--users", type=int, default=USERS)
-    parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds sent but not measured")
+    parser.add_argument("--users", type=positive_int(MAX_USERS), default=USERS)
+    parser.add_argument("--duration", type=seconds(), default=DURATION_S, help="measured seconds")
+    parser.add_argument("--warmup", type=non_negative(MAX_SECONDS), default=WARMUP_S, help="seconds not measured")
     parser.add_argument(
         "--scenario",
         choices=(*scenarios.SCENARIOS, scenarios.EACH),
@@ -30,9 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="server configuration: " + ", ".join(serverconfig.BY_LABEL),
     )
-    parser.add_argument("--rate", type=float, default=0.0, help="total fixed rate (requests/s); 0 = closed loop")
+    parser.add_argument(
+        "--rate", type=non_negative(MAX_RATE_PER_S), default=0.0, help="total fixed rate (requests/s); 0 = closed loop"
+    )
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
-    parser.add_argument("--processes", type=int, default=1, help="locust processes")
+    parser.add_argument("--processes", type=positive_int(MAX_PROCESSES), default=1, help="locust processes")
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    every = len(scenarios.SCENARIOS)
+    if args.scenario == scenarios.EACH and args.users % every:
+        return f"--scenario {scenarios.EACH} needs --users in multiples of {every} (as many in every scenario)"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

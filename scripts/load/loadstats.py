@@ -277,6 +277,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-charts", action="store_true")
 
 
+def check_arguments(args: argparse.Namespace) -> str | None:
+    if not LOAD_DIR.is_dir():
+        return f"no load results to summarise: {LOAD_DIR} does not exist (run `ctxbench load` or `make sweep` first)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     summary = summarize()
     print(f"summary of {summary['files']} -> {LOAD_DIR / SUMMARY_NAME}")

@@ -20,6 +20,7 @@ import psutil
 from apps.harness.contract import HEALTH_PATH
 from apps.harness.registry import Variant
 from scripts.common.environment import ROOT
+from scripts.load import reaper
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
 
@@ -35,14 +36,21 @@ class Managed:
         self.command = command
         self.log_path = log_path
         self.log = open(log_path, "wb")  # closed in stop()
+        parent = os.getpid()
+
+        def in_child() -> None:
+            reaper.die_with_parent(parent)  # a SIGKILLed orchestrator stops nothing itself (see scripts.load.reaper)
+            os.sched_setaffinity(0, cpus)
+
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal reaches only us; we stop it ourselves, by PID
-            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+            preexec_fn=in_child,
         )
+        reaper.REAPER.add(self.process.pid)  # its own group (start_new_session): the group's id is its PID
         self.seen: dict[int, psutil.Process] = {self.process.pid: psutil.Process(self.process.pid)}
         self.cpu_by_pid: dict[int, float] = {}  # last reading per PID: a process that exits keeps its CPU time
         self.stopped: list[int] | None = None
@@ -98,6 +106,7 @@ class Managed:
         left += [proc.pid for proc in in_group(self.pid) if proc.pid not in left]
         if left:
             raise LeftBehind(f"still running after stop: {left} (from {' '.join(self.command)})")
+        reaper.REAPER.remove(self.pid)
         self.stopped = sorted(self.seen)
         return self.stopped
 

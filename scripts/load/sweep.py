@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 
 from apps.harness import registry
 from loadtests import scenarios
+from scripts.common.arguments import one_of
 from scripts.common.lock import exclusive_run
 from scripts.load import bounded_run, side_by_side
 from scripts.load import servers as serverconfig
@@ -118,9 +119,16 @@ def progress(done: int, total: int, started: float) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default=QUICK)
-    parser.add_argument("--variant", action="append", help="only these variants (default: all)")
+    names = [variant.name for variant in registry.VARIANTS]
+    parser.add_argument("--variant", action="append", type=one_of("variant", names), help="only these (default: all)")
     parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
-    parser.add_argument("--server", action="append", help="only these server config labels, e.g. asyncio-h11")
+    parser.add_argument(
+        "--server",
+        action="append",
+        type=one_of("server label", serverconfig.BY_LABEL),
+        metavar="LABEL",
+        help="only these server configurations, e.g. asyncio-h11",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
 
@@ -147,12 +155,39 @@ def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
     return 1 if errors else 0
 
 
+def selected(args: argparse.Namespace) -> list[bounded_run.RunSpec]:
+    """The runs of the mode, narrowed to the variants, scenarios and server labels asked for."""
+    variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
+    specs = plan(args.mode, variants, tuple(args.scenario or scenarios.SCENARIOS))
+    return [spec for spec in specs if not args.server or spec.config.label in args.server]
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Every filter given must select something the mode runs: a sweep of nothing is a mistake, not a result."""
+    if args.mode in (SIDE, SERVERS):  # fixed scenario and servers (and, for servers, fixed variants)
+        fixed = {"--scenario": args.scenario, "--server": args.server}
+        fixed |= {"--variant": args.variant} if args.mode == SERVERS else {}
+        ignored = [option for option, given in fixed.items() if given]
+        return f"--mode {args.mode} does not take {', '.join(ignored)}" if ignored else None
+    every = list(plan(args.mode, tuple(variant.name for variant in registry.VARIANTS), scenarios.SCENARIOS))
+    covered = {
+        "--variant": {spec.variant for spec in every},
+        "--scenario": {s for spec in every for s in (scenarios.SCENARIOS if spec.scenario == scenarios.EACH else [])}
+        | {spec.scenario for spec in every} - {scenarios.EACH},
+        "--server": {spec.config.label for spec in every},
+    }
+    for option, wanted in (("--variant", args.variant), ("--scenario", args.scenario), ("--server", args.server)):
+        missing = [name for name in dict.fromkeys(wanted or ()) if name not in covered[option]]
+        if missing:
+            runs = ", ".join(sorted(covered[option]))
+            return f"--mode {args.mode} runs no {option} {', '.join(missing)} (it runs: {runs})"
+    return None if selected(args) else f"--mode {args.mode} plans no run with these filters"
+
+
 def run(args: argparse.Namespace) -> int:
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
-    chosen = tuple(args.scenario or scenarios.SCENARIOS)
     if args.mode == SIDE:
         return side_by_side.run_rounds(variants, args.dry_run)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
-    specs = plan(args.mode, variants, chosen)
-    return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
+    return run_all(selected(args), args.dry_run)

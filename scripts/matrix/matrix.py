@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message
 from apps.harness import inprocess
 from scripts.common import environment
 from scripts.common import results as resultfiles
+from scripts.common.arguments import output_dir
 from scripts.matrix import propagation_app
 from scripts.matrix import propagation_app as m
 
@@ -252,7 +253,7 @@ def render(result: dict, results_dir: Path = resultfiles.RESULTS) -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    parser.add_argument("--results-dir", type=output_dir, default=resultfiles.RESULTS, help="where results/ lives")
 
 
 def run(args: argparse.Namespace) -> int:

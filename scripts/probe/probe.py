@@ -13,6 +13,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scripts.common.arguments import (
+    executable,
+    existing_dir,
+    header_name,
+    one_of,
+    output_file,
+    positive_int,
+    typed,
+    url_path,
+)
 from scripts.common.lock import exclusive_run
 from scripts.common.results import write_json
 from scripts.load import servers
@@ -30,31 +40,58 @@ PROG = "ctxbench probe"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("app", metavar="MODULE:APP", help="the ASGI app to probe, as you pass it to uvicorn")
+    parser.add_argument(
+        "app", type=app_reference, metavar="MODULE:APP", help="the ASGI app to probe, as you pass it to uvicorn"
+    )
     parser.add_argument(
         "--server",
         action="append",
+        type=one_of("server label", servers.BY_LABEL),
         metavar="LABEL",
         help="server configuration (repeatable; labels of `ctxbench load`); default: "
         + ", ".join(config.label for config in servers.PROBE_DEFAULT),
     )
     parser.add_argument(
-        "--python", help="the interpreter of your app's virtualenv (default: this one); ctxbench is not installed there"
+        "--python",
+        type=executable,
+        help="the interpreter of your app's virtualenv (default: this one); ctxbench is not installed there",
     )
-    parser.add_argument("--app-dir", help="your project's root, where MODULE is imported from (default: cwd)")
-    parser.add_argument("--path", action="append", metavar="PATH", help="GET path to drive (repeatable; default /)")
-    parser.add_argument("--post-path", metavar="PATH", help="path that takes POST bodies: sent 256 KiB bodies")
-    parser.add_argument("--stream-path", metavar="PATH", help="GET path with a streaming response")
+    parser.add_argument(
+        "--app-dir", type=existing_dir, help="your project's root, where MODULE is imported from (default: cwd)"
+    )
+    parser.add_argument(
+        "--path", action="append", type=url_path, metavar="PATH", help="GET path to drive (repeatable; default /)"
+    )
+    parser.add_argument(
+        "--post-path", type=url_path, metavar="PATH", help="path that takes POST bodies: sent 256 KiB bodies"
+    )
+    parser.add_argument("--stream-path", type=url_path, metavar="PATH", help="GET path with a streaming response")
     parser.add_argument(
         "--identity-header",
         action="append",
+        type=header_name,
         metavar="NAME",
         default=[],
         help="header carrying per-request identity (repeatable): a fresh value on every other request",
     )
-    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="requests per row (server x traffic)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
+    parser.add_argument(
+        "--requests",
+        type=positive_int(MAX_REQUESTS),
+        default=DEFAULT_REQUESTS,
+        help="requests per row (server x traffic)",
+    )
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
+
+
+def app_reference(text: str) -> str:
+    module, _, attribute = text.partition(":")
+    if not module or not attribute or any(character.isspace() for character in text):
+        raise argparse.ArgumentTypeError(f"the app must be MODULE:APP, got {text!r}")
+    return text
+
+
+typed(app_reference, "app")
 
 
 def _fail(message: str) -> int:
@@ -138,8 +175,6 @@ def probe(
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if not 1 <= args.requests <= MAX_REQUESTS:
-            raise ProbeError(f"--requests must be between 1 and {MAX_REQUESTS}")
         configs = _configs(args.server)
         paths = _check_paths(args)
         app_dir = Path(os.path.abspath(args.app_dir or os.getcwd()))

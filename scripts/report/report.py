@@ -11,6 +11,7 @@ from scripts.bench import bench_charts
 from scripts.bench import stats as benchstats
 from scripts.bench.verify import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
+from scripts.common.arguments import existing_dir
 from scripts.load import load_charts, loadstats
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix
@@ -531,7 +532,9 @@ def rebuild_derived() -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    parser.add_argument(
+        "--results-dir", type=existing_dir, default=resultfiles.RESULTS, help="where results/ lives (read, must exist)"
+    )
     parser.add_argument("--no-rebuild", action="store_true", help="only REPORT.md, from the summaries as they are")
 
 

@@ -23,6 +23,7 @@ import psutil
 from apps.harness import registry
 from loadtests import scenarios
 from loadtests.recorder import AFTER, MEASURED, WARMUP
+from scripts.common.arguments import MAX_USERS, output_dir, positive_int, seconds, typed
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import SOAK_DIR, write_json
@@ -266,28 +267,52 @@ class Soak:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--requests", type=int, default=REQUESTS, help=f"validated requests in all ({REQUESTS:,})")
-    parser.add_argument("--segment", type=float, default=SEGMENT_S, help="seconds of one locust run")
-    parser.add_argument("--users", type=int, default=USERS, help="locust users (a multiple of 5: every scenario)")
+    parser.add_argument(
+        "--requests", type=positive_int(), default=REQUESTS, help=f"validated requests in all ({REQUESTS:,})"
+    )
+    parser.add_argument("--segment", type=seconds(MIN_SEGMENT_S), default=SEGMENT_S, help="seconds of one locust run")
+    parser.add_argument(
+        "--users",
+        type=positive_int(MAX_USERS),
+        default=USERS,
+        help=f"locust users (a multiple of {len(scenarios.SCENARIOS)}: every scenario)",
+    )
     parser.add_argument(
         "--pair",
         action="append",
+        type=pair_argument,
         metavar="VARIANT:LABEL",
         help="soak these pairs instead of the ones the load summary calls correct (tests, reruns)",
     )
-    parser.add_argument("--out", type=Path, default=SOAK_DIR, help="where the results go (default results/soak)")
+    parser.add_argument("--out", type=output_dir, default=SOAK_DIR, help="where the results go (default results/soak)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
 
-def run(args: argparse.Namespace) -> int:
+def pair_argument(text: str) -> plan.Pair:
     try:
-        pairs = [plan.parse_pair(text) for text in args.pair] if args.pair else plan.from_summary()
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        print(f"soak: {error}")
-        return 2
-    if not pairs:
-        print("soak: the load summary calls no approach correct on any server: nothing to soak")
-        return 2
+        return plan.parse_pair(text)
+    except (ValueError, KeyError) as error:
+        raise argparse.ArgumentTypeError(error.args[0]) from None
+
+
+typed(pair_argument, "pair")
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    every = len(scenarios.SCENARIOS)
+    if args.users % every:
+        return f"--users must be a multiple of {every} (every scenario at once, as many users in each)"
+    if args.pair:
+        return None
+    try:
+        pairs = plan.from_summary()
+    except FileNotFoundError as error:
+        return f"{error} (or name pairs with --pair)"
+    return None if pairs else "the load summary calls no approach correct on any server: nothing to soak"
+
+
+def run(args: argparse.Namespace) -> int:
+    pairs = args.pair or plan.from_summary()
     print(f"[soak] {args.requests:,} requests over {len(pairs)} pairs, segments of {args.segment:.0f}s:", flush=True)
     for variant, config in pairs:
         print(f"[soak]   {variant} on {config.label}", flush=True)

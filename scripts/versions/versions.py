@@ -19,6 +19,7 @@ from apps.harness import registry
 from loadtests import scenarios
 from scripts.common import environment
 from scripts.common import results as resultfiles
+from scripts.common.arguments import MAX_SECONDS, non_negative, output_dir, positive_int, seconds
 from scripts.common.lock import exclusive_run
 from scripts.load import servers
 from scripts.load.bounded_run import RunSpec, cells_of, execute
@@ -179,17 +180,16 @@ def skipped(stack: Stack, note: str, results_dir: Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", action="append", choices=list(BY_NAME), help="only these stacks (default: all)")
     parser.add_argument(
-        "--variant",
-        action="append",
-        choices=VARIANTS,
-        help="only these variants (default: the version-matrix group)",
+        "--variant", action="append", choices=VARIANTS, help="only these variants (default: the version-matrix group)"
     )
-    parser.add_argument("--requests", type=int, default=REQUESTS, help="in-process requests per scenario")
-    parser.add_argument("--duration", type=float, default=DURATION_S, help="measured seconds per leak-hunt run")
-    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="warm-up seconds per leak-hunt run")
+    parser.add_argument("--requests", type=positive_int(), default=REQUESTS, help="in-process requests per scenario")
+    parser.add_argument("--duration", type=seconds(), default=DURATION_S, help="measured seconds per leak-hunt run")
+    parser.add_argument(
+        "--warmup", type=non_negative(MAX_SECONDS), default=WARMUP_S, help="warm-up seconds per leak-hunt run"
+    )
     parser.add_argument("--skip-hunt", action="store_true", help="in-process verdicts and matrix only")
     parser.add_argument("--lock", action="store_true", help="recompile every stack's lock with uv, then stop")
-    parser.add_argument("--results-dir", type=Path, default=resultfiles.RESULTS, help="where results/ lives")
+    parser.add_argument("--results-dir", type=output_dir, default=resultfiles.RESULTS, help="where results/ lives")
 
 
 def run(args: argparse.Namespace) -> int:
