@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -18,6 +19,21 @@ SOAK_FOLLOWUP_DIR = RESULTS / "soak_followup"  # one pair soaked again, alone an
 MATRIX_DIR = RESULTS / "matrix"
 CHARTS_DIR = RESULTS / "charts"
 REPORT_PATH = RESULTS / "REPORT.md"
+
+
+def results_dir_arg(text: str) -> Path:
+    """argparse type of every --results-dir/--out: a directory (or one that can be made), never a file."""
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    if path.name.startswith("."):
+        raise argparse.ArgumentTypeError(f"{text}: a hidden name (staged runs and readers skip dot-entries)")
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a directory")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is not writable")
+    return path
 
 
 def write_json(path: Path, data: object) -> Path:
