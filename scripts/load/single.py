@@ -7,6 +7,8 @@ import argparse
 from apps import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
+from scripts.common.results import LOAD_DIR, results_dir_arg
+from scripts.common.staged import MERGE, staged_run
 from scripts.load import run as loadrun
 from scripts.load import servers as serverconfig
 from scripts.load.settings import DURATION_S, USERS, WARMUP_S
@@ -33,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="total fixed rate (requests/s); 0 = closed loop")
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
     parser.add_argument("--processes", type=int, default=1, help="locust processes")
+    parser.add_argument("--results-dir", type=results_dir_arg, default=LOAD_DIR, help="where the JSON goes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,10 +51,19 @@ def run(args: argparse.Namespace) -> int:
         processes=args.processes,
         tag="load",
     )
-    with exclusive_run():
-        result = loadrun.execute(spec)
-    for cell in loadrun.cells_of(result):
-        path = loadrun.save(cell)
-        print(loadrun.one_line(cell))
+    # Staged, merge (scripts.common.staged): results/load/ is shared by this command, every sweep mode and the
+    # side-by-side rounds, each adding files under new names; the report sums them all, so a run's files go in only
+    # once it has finished and left nothing running, and a failed run adds nothing.
+    written = []
+    with staged_run(args.results_dir, mode=MERGE) as stage:
+        with exclusive_run():
+            result = loadrun.execute(spec)
+        for cell in loadrun.cells_of(result):
+            written.append(args.results_dir / loadrun.save(cell, stage.dir).name)
+            print(loadrun.one_line(cell))
+        if left := result["processes"]["left_behind"]:
+            stage.fail(f"left processes running ({left}): its results are not added")
+            return 1
+    for path in written:
         print(f"written {path}")
-    return 0 if not result["processes"]["left_behind"] else 1
+    return 0

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from apps import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
+from scripts.common.results import LOAD_DIR, results_dir_arg
+from scripts.common.staged import MERGE, staged_run
 from scripts.load import run as loadrun
 from scripts.load import servers as serverconfig
 from scripts.load import side as sweep_side
@@ -122,9 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
     parser.add_argument("--server", action="append", help="only these server config labels, e.g. asyncio-h11")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    parser.add_argument("--results-dir", type=results_dir_arg, default=LOAD_DIR, help="where the JSON goes")
 
 
-def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
+def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool, out: Path = LOAD_DIR) -> int:
     specs = list(specs)
     started = time.monotonic()
     errors = 0
@@ -137,7 +141,7 @@ def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
                 result = loadrun.execute(spec)
             for cell in loadrun.cells_of(result):
-                path = loadrun.save(cell)
+                path = loadrun.save(cell, out)
                 print(f"{progress(done, len(specs), started)}  {loadrun.one_line(cell)}  -> {path.name}", flush=True)
         except RuntimeError as error:  # one broken run must not lose the rest of the sweep
             errors += 1
@@ -148,9 +152,21 @@ def run_all(specs: Iterable[loadrun.RunSpec], dry_run: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
     chosen = tuple(args.scenario or scenarios.SCENARIOS)
+    if args.dry_run:
+        return sweep(args, variants, chosen, args.results_dir)
+    # Staged, merge (scripts.common.staged): results/load/ is shared (single runs, every mode) and the report sums
+    # every file in it, so a sweep's files go in only once the whole sweep has run without an error; an interrupted
+    # or partly failed sweep adds nothing, where its part would have been summed as if it were a whole sweep.
+    with staged_run(args.results_dir, mode=MERGE) as stage:
+        if status := sweep(args, variants, chosen, stage.dir):
+            stage.fail(f"had errors (exit code {status}): none of its runs are added")
+    return status
+
+
+def sweep(args: argparse.Namespace, variants: tuple[str, ...], chosen: tuple[str, ...], out: Path) -> int:
     if args.mode == SIDE:
-        return sweep_side.run_rounds(variants, args.dry_run)
+        return sweep_side.run_rounds(variants, args.dry_run, out=out)
     if args.mode == SERVERS:
-        return sweep_side.run_rounds(variants, args.dry_run, sweep_side.SERVERS_LAYOUT)
+        return sweep_side.run_rounds(variants, args.dry_run, sweep_side.SERVERS_LAYOUT, out)
     specs = plan(args.mode, variants, chosen)
-    return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
+    return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run, out)
