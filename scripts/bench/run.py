@@ -265,7 +265,9 @@ def staged_measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> d
     """
     replaced = (*(OUR_FILES if mode.timed else INSTRUCTION_FILES), benchstats.SUMMARY_NAME)
     summaries: list[dict] = []
-    with staged_run(results_dir, replaces=replaced, finalize=lambda d: summaries.append(benchstats.summarize(d))) as st:
+    origin = (benchstats.RUN_NAME if mode.timed else benchstats.INSTRUCTIONS_RUN_NAME,)
+    finalize = lambda d: summaries.append(benchstats.summarize(d))  # noqa: E731 - the summary over the merged files
+    with staged_run(results_dir, replaces=replaced, finalize=finalize, origin=origin) as st:
         if status := measure(args, mode, st.dir):
             st.fail(f"failed (exit code {status})")
     return summaries[0] if summaries else None

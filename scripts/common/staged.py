@@ -266,11 +266,13 @@ def staged_run(
     mode: str = SWAP,
     replaces: tuple[str, ...] = ("*",),
     finalize: Callable[[Path], None] | None = None,
+    origin: tuple[str, ...] | None = None,
 ) -> Iterator[Stage]:
     """Run the body against a fresh staging directory; publish it into `target` only if the body succeeded.
 
     `replaces` (swap): the target's entries this run replaces; the rest is carried over ("*": the run owns it all).
     `finalize(staging)`: runs just before the swap, on the merged directory (a summary over every file in it).
+    `origin`: the files that say which run is kept (default: those it replaces, or all).
     """
     target = Path(os.path.abspath(target))
     parent = target.parent
@@ -279,7 +281,7 @@ def staged_run(
     fd, base = _own_lock(parent, target)
     lock = base.with_name(base.name + LOCK_SUFFIX)
     stage = Stage(target, base)
-    described = replaces if mode == SWAP and replaces else ("*",)
+    described = origin or (replaces if mode == SWAP and replaces else ("*",))
     try:
         base.mkdir()
         try:
