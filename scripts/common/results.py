@@ -26,8 +26,6 @@ def results_dir_arg(text: str) -> Path:
     path = Path(text)
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
-    if path.name.startswith("."):
-        raise argparse.ArgumentTypeError(f"{text}: a hidden name (staged runs and readers skip dot-entries)")
     existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a directory")
