@@ -80,14 +80,20 @@ def test_ctrl_c_in_a_sweep_leaves_no_process() -> None:
 
 
 def test_ctrl_c_in_a_soak_leaves_no_process_and_writes_what_it_has(tmp_path: Path) -> None:
+    """What it has goes next to the previous complete soak (`<out>.incomplete/`), which stays as it was."""
+    out, incomplete = tmp_path / "soak", tmp_path / "soak.incomplete"
+    out.mkdir()
+    (out / "summary.json").write_text('{"complete": true}')
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", "10000000", "--segment", str(RUN_S)]
-    command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]
+    command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(out)]
     code, seen, left = interrupted(command, age_s=GENERATOR_UP_S)
     assert code == 130 and seen
     assert not left
-    summary = results.read_json(tmp_path / "summary.json")
+    assert [path.name for path in out.iterdir()] == ["summary.json"]
+    assert (out / "summary.json").read_text() == '{"complete": true}'
+    summary = results.read_json(incomplete / "summary.json")
     assert summary["complete"] is False and summary["interrupted"] is True and summary["passed"] is False
-    pair = results.read_json(tmp_path / "contextvar_isolated--uvloop-httptools.json")
+    pair = results.read_json(incomplete / "contextvar_isolated--uvloop-httptools.json")
     assert pair["segments"] and pair["segments"][-1].get("interrupted") is True and pair["requests"] > 0
 
 

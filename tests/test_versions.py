@@ -72,7 +72,7 @@ def test_the_orchestration_end_to_end_on_a_stand_in_stack(tmp_path: Path) -> Non
     options = argparse.Namespace(
         variant=["contextvar_conditional"], requests=30, duration=1.0, warmup=0.2, skip_hunt=False
     )
-    path = versions.run_stack(env, options, tmp_path)
+    path = versions.run_stack(env, options, tmp_path / "versions")
     result = resultfiles.read_json(path)
     assert result["environment"]["packages"]["fastapi"] == stacks.FASTAPI
     measured = result["inprocess"]["variants"]["contextvar_conditional"]

@@ -19,6 +19,7 @@ from scripts.common.arguments import MAX_SEED, cpu_list, int_range, output_dir
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json
+from scripts.common.staged import staged_run
 
 MICROBENCH = ROOT / "microbench"
 PAIRED_SCRIPT = "bm_paired.py"
@@ -101,6 +102,7 @@ MODES = {
 }
 DEPTH_KINDS = benchstats.DEPTH_KINDS
 OUR_FILES = ("app_*.json", "depth_*.json", "primitives.json", benchstats.PAIRED_NAME, benchstats.RUN_NAME)
+INSTRUCTION_FILES = (f"{bm_instructions.FILE_PREFIX}*.json", benchstats.INSTRUCTIONS_RUN_NAME)
 
 
 @dataclass(frozen=True)
@@ -197,13 +199,11 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
     return order
 
 
-def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
-    """The instruction counts alone, under the machine lock; their parameters go to run_instructions.json."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    environment = describe()  # before the old files go (see measure)
-    for path in results_dir.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
-        path.unlink()
-    command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(results_dir)]
+def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> int:
+    """The instruction counts alone, under the machine lock, into an empty staging directory (pyperf appends);
+    their parameters go to run_instructions.json."""
+    environment = describe()
+    command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(staging)]
     command += ["--requests", str(mode.instruction_requests), "--blocks", str(mode.instruction_blocks)]
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
@@ -217,47 +217,64 @@ def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) 
         return 1
     parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
     environment = {**environment, "parameters": parameters}
-    write_json(results_dir / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
+    write_json(staging / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
     return 0
 
 
-def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
+def measure(args: argparse.Namespace, mode: Mode, staging: Path) -> int:
+    """One run into an empty staging directory (pyperf's --append accumulates: a run starts from empty files).
+
+    The gate's verdicts go to `<parent of staging>/verify/`: the staging directory sits next to the bench directory.
+    """
     if not mode.timed:
-        return count_instructions(args, mode, results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    environment = describe()  # before the old files go: deleting committed results would mark the checkout dirty
-    for pattern in OUR_FILES:  # --append accumulates: a new run starts from empty files
-        for path in results_dir.glob(pattern):
-            path.unlink()
+        return count_instructions(args, mode, staging)
+    environment = describe()
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())  # at the start of the timed run, after any wait for the lock
         started = time.perf_counter()
-        problems = gate(results_dir)
+        problems = gate(staging)
         gate_seconds = time.perf_counter() - started
         print(f"conformance gate: {len(problems)} problems in {gate_seconds:.1f}s", flush=True)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        order = run_rounds(mode, results_dir, args.affinity or None, args.seed)
+        order = run_rounds(mode, staging, args.affinity or None, args.seed)
         total = time.perf_counter() - started
     parameters = {"mode": args.mode, **asdict(mode), "affinity": args.affinity or None, "seed": args.seed}
     parameters |= {"gate_seconds": round(gate_seconds, 1), "timed_seconds": round(total, 1), "jobs": order}
-    write_json(
-        results_dir / benchstats.RUN_NAME, {**parameters, "environment": {**environment, "parameters": parameters}}
-    )
+    write_json(staging / benchstats.RUN_NAME, {**parameters, "environment": {**environment, "parameters": parameters}})
     return 0
+
+
+def staged_measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> dict | None:
+    """Measure into a staging directory; replace this mode's files and the summary only if the whole run succeeded.
+
+    Swap with carry-over (scripts.common.staged): results/bench/ holds two runs' files, the timed run's (OUR_FILES)
+    and the instruction counts' (INSTRUCTION_FILES); each replaces its own, the other's are carried over, and the
+    summary is recomputed over both before the swap, so a reader never sees it disagree with the raw files.
+    Returns the summary, or None when the run failed (the previous files are kept as they were).
+    """
+    replaced = (*(OUR_FILES if mode.timed else INSTRUCTION_FILES), benchstats.SUMMARY_NAME)
+    summaries: list[dict] = []
+    origin = (benchstats.RUN_NAME if mode.timed else benchstats.INSTRUCTIONS_RUN_NAME,)
+    finalize = lambda d: summaries.append(benchstats.summarize(d))  # noqa: E731 - the summary over the merged files
+    with staged_run(results_dir, replaces=replaced, finalize=finalize, origin=origin) as st:
+        if status := measure(args, mode, st.dir):
+            st.fail(f"failed (exit code {status})")
+    return summaries[0] if summaries else None
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results_dir: Path = args.results_dir.resolve()
     charts_dir = args.charts_dir or (CHARTS_DIR if results_dir == BENCH_DIR else results_dir / "charts")
-    if not args.from_results:
-        status = measure(args, MODES[args.mode], results_dir)
-        if status:
-            return status
-    summary = benchstats.summarize(results_dir)
+    if args.from_results:
+        summary = benchstats.summarize(results_dir)
+    elif (staged := staged_measure(args, MODES[args.mode], results_dir)) is None:
+        return 1
+    else:
+        summary = staged
     charts = bench_charts.draw_all(summary, charts_dir)
     print(benchstats.table(summary))
     print(f"summary: {results_dir / benchstats.SUMMARY_NAME}; charts: {', '.join(str(path) for path in charts)}")

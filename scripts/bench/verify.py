@@ -9,6 +9,7 @@ from apps.harness import conformance, registry
 from scripts.common import environment
 from scripts.common import results as resultfiles
 from scripts.common.arguments import one_of, output_dir
+from scripts.common.staged import staged_run
 
 VERIFY_JSON = resultfiles.RESULTS / "verify" / "verdicts.json"
 FRESH_SUFFIX = "_fresh_context"  # the same one-connection scenario with --reset-contextvars' fresh Context
@@ -29,17 +30,25 @@ def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
 
 
 def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
-    """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines."""
-    results, problems = {}, []
-    for variant in variants:
-        counts = measure(variant)
-        found = conformance.scenario_problems(variant, counts)
-        problems += [f"{variant.name}: {line}" for line in found]
-        results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
-        print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found), flush=True)
-    parameters = {"requests_per_scenario": conformance.REQUESTS_PER_SCENARIO, "scenarios": list(MEASURED)}
+    """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines.
+
+    Staged (scripts.common.staged, swap: results/verify/ is this command's alone): an exception or Ctrl-C keeps the
+    previous verdicts. A gate that finds problems has still measured every variant: those verdicts are its result
+    (they replace the previous ones; the problems are the exit code and the lines returned).
+    """
     path = results_root / VERIFY_JSON.relative_to(resultfiles.RESULTS)
-    resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})
+    with staged_run(path.parent) as stage:
+        results, problems = {}, []
+        for variant in variants:
+            counts = measure(variant)
+            found = conformance.scenario_problems(variant, counts)
+            problems += [f"{variant.name}: {line}" for line in found]
+            results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
+            details = "".join(f"\n     {line}" for line in found)
+            print(f"{'FAIL' if found else 'ok  '} {variant.name}{details}", flush=True)
+        parameters = {"requests_per_scenario": conformance.REQUESTS_PER_SCENARIO, "scenarios": list(MEASURED)}
+        data = {"environment": environment.describe(parameters), "variants": results}
+        resultfiles.write_json(stage.dir / path.name, data)
     print(f"wrote {path}")
     return problems
 

@@ -288,11 +288,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def save(result: dict[str, object]) -> Path:
+def save(result: dict[str, object], directory: Path = LOAD_DIR) -> Path:
     run = result["run"]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     name = f"{stamp}-{run['variant']}-{run['scenario']}-{run['config']['label']}-u{run['users']}.json"
-    return write_json(LOAD_DIR / name, result)
+    return write_json(directory / name, result)
 
 
 def one_line(result: dict) -> str:

@@ -12,10 +12,13 @@ from scripts.common.arguments import (
     MAX_SECONDS,
     MAX_USERS,
     non_negative,
+    output_dir,
     positive_int,
     seconds,
 )
 from scripts.common.lock import exclusive_run
+from scripts.common.results import LOAD_DIR
+from scripts.common.staged import MERGE, staged_run
 from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.settings import DURATION_S, USERS, WARMUP_S
@@ -44,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
     parser.add_argument("--processes", type=positive_int(MAX_PROCESSES), default=1, help="locust processes")
+    parser.add_argument("--results-dir", type=output_dir, default=LOAD_DIR, help="where the JSON goes")
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
@@ -66,10 +70,19 @@ def run(args: argparse.Namespace) -> int:
         processes=args.processes,
         tag="load",
     )
-    with exclusive_run():
-        result = bounded_run.execute(spec)
-    for cell in bounded_run.cells_of(result):
-        path = bounded_run.save(cell)
-        print(bounded_run.one_line(cell))
+    # Staged, merge (scripts.common.staged): results/load/ is shared by this command, every sweep mode and the
+    # side-by-side rounds, each adding files under new names; the report sums them all, so a run's files go in only
+    # once it has finished and left nothing running, and a failed run adds nothing.
+    written = []
+    with staged_run(args.results_dir, mode=MERGE) as stage:
+        with exclusive_run():
+            result = bounded_run.execute(spec)
+        for cell in bounded_run.cells_of(result):
+            written.append(args.results_dir / bounded_run.save(cell, stage.dir).name)
+            print(bounded_run.one_line(cell))
+        if left := result["processes"]["left_behind"]:
+            stage.fail(f"left processes running ({left}): its results are not added")
+            return 1
+    for path in written:
         print(f"written {path}")
-    return 0 if not result["processes"]["left_behind"] else 1
+    return 0

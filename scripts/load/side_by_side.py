@@ -138,7 +138,7 @@ def measure_round(order: list[str], index: int, layout: str = VARIANTS_LAYOUT) -
     }
 
 
-def run_rounds(variants: tuple[str, ...], dry_run: bool, layout: str = VARIANTS_LAYOUT) -> int:
+def run_rounds(variants: tuple[str, ...], dry_run: bool, layout: str = VARIANTS_LAYOUT, out: Path = LOAD_DIR) -> int:
     names = slots(variants, layout)
     started = time.monotonic()
     for index in range(SIDE_ROUNDS):
@@ -149,7 +149,7 @@ def run_rounds(variants: tuple[str, ...], dry_run: bool, layout: str = VARIANTS_
         with exclusive_run():
             result = measure_round(order, index, layout)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        path = write_json(LOAD_DIR / f"{stamp}-side-{layout}-round{index}.json", result)
+        path = write_json(out / f"{stamp}-side-{layout}-round{index}.json", result)
         elapsed = (time.monotonic() - started) / 60
         print(f"[round {index + 1}/{SIDE_ROUNDS}] {elapsed:.1f} min, A/A {result['aa_ratio']:.3f} -> {path.name}")
         for slot in order:

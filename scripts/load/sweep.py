@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from apps.harness import registry
 from loadtests import scenarios
-from scripts.common.arguments import one_of
+from scripts.common.arguments import one_of, output_dir
 from scripts.common.lock import exclusive_run
+from scripts.common.results import LOAD_DIR
+from scripts.common.staged import MERGE, staged_run
 from scripts.load import bounded_run, side_by_side
 from scripts.load import servers as serverconfig
 from scripts.load.settings import (
@@ -130,9 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only these server configurations, e.g. asyncio-h11",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    parser.add_argument("--results-dir", type=output_dir, default=LOAD_DIR, help="where the JSON goes")
 
 
-def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
+def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool, out: Path = LOAD_DIR) -> int:
     specs = list(specs)
     started = time.monotonic()
     errors = 0
@@ -145,7 +149,7 @@ def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
                 result = bounded_run.execute(spec)
             for cell in bounded_run.cells_of(result):
-                path = bounded_run.save(cell)
+                path = bounded_run.save(cell, out)
                 print(
                     f"{progress(done, len(specs), started)}  {bounded_run.one_line(cell)}  -> {path.name}", flush=True
                 )
@@ -186,8 +190,20 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
+    if args.dry_run:
+        return sweep(args, variants, args.results_dir)
+    # Staged, merge (scripts.common.staged): results/load/ is shared (single runs, every mode) and the report sums
+    # every file in it, so a sweep's files go in only once the whole sweep has run without an error; an interrupted
+    # or partly failed sweep adds nothing, where its part would have been summed as if it were a whole sweep.
+    with staged_run(args.results_dir, mode=MERGE) as stage:
+        if status := sweep(args, variants, stage.dir):
+            stage.fail(f"had errors (exit code {status}): none of its runs are added")
+    return status
+
+
+def sweep(args: argparse.Namespace, variants: tuple[str, ...], out: Path) -> int:
     if args.mode == SIDE:
-        return side_by_side.run_rounds(variants, args.dry_run)
+        return side_by_side.run_rounds(variants, args.dry_run, out=out)
     if args.mode == SERVERS:
-        return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
-    return run_all(selected(args), args.dry_run)
+        return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT, out)
+    return run_all(selected(args), args.dry_run, out)

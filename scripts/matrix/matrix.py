@@ -23,6 +23,7 @@ from apps.harness import inprocess
 from scripts.common import environment
 from scripts.common import results as resultfiles
 from scripts.common.arguments import output_dir
+from scripts.common.staged import staged_run
 from scripts.matrix import propagation_app
 from scripts.matrix import propagation_app as m
 
@@ -257,8 +258,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_matrix()
-    raw = resultfiles.write_json(args.results_dir / MATRIX_JSON.relative_to(resultfiles.RESULTS), result)
-    for path in [raw, *render(result, args.results_dir)]:
+    raw = args.results_dir / MATRIX_JSON.relative_to(resultfiles.RESULTS)
+    md = args.results_dir / MATRIX_MD.relative_to(resultfiles.RESULTS)
+    # Staged, swap (scripts.common.staged): results/matrix/ is this command's alone; the raw JSON and its table are
+    # replaced together or not at all. The heatmap goes to the shared charts/ after, from the published JSON.
+    with staged_run(raw.parent) as stage:
+        result = run_matrix()
+        resultfiles.write_json(stage.dir / raw.name, result)
+        resultfiles.write_text(stage.dir / md.name, markdown(result))
+    drawn = chart(result, args.results_dir / MATRIX_PNG.relative_to(resultfiles.RESULTS))
+    for path in (raw, md, drawn):
         print(f"wrote {path}")
     return 0

@@ -6,8 +6,11 @@ One long-lived server per (variant, configuration), driven by repeated locust se
 life, so one server per pair shows it as steady RSS growth, where a server per segment would restart the count.
 It fails on any leak, lost value or unexpected status, on a server or generator that dies, and on RSS growth above
 `memory.BOUND_MIB_PER_100K` per 100k requests after the warm-up (beyond its noise, see memory.py). Results: one JSON
-per pair and `summary.json` under results/soak/, written atomically after every segment; Ctrl-C writes what was done
-with `"complete": false`.
+per pair and `summary.json`, written atomically after every segment into a staging directory next to results/soak/
+(scripts.common.staged): a complete soak replaces the previous one in one swap; an incomplete one (Ctrl-C, a pair
+that could not finish, an error) is written as it is, with `"complete": false`, to results/soak.incomplete/ (the
+`--out` directory's `.incomplete` sibling, replacing the previous incomplete one) and leaves the previous complete
+soak untouched.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from scripts.common.arguments import MAX_USERS, output_dir, positive_int, second
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import SOAK_DIR, write_json
+from scripts.common.staged import staged_run
 from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, free_port, serve
@@ -34,6 +38,7 @@ from scripts.load.settings import QUICK_USERS, SERVER_CPUS
 from scripts.soak import memory, plan
 
 SUMMARY_NAME = "summary.json"
+INCOMPLETE_SUFFIX = ".incomplete"  # results/soak.incomplete/: a soak that did not complete, next to the complete one
 REQUESTS = 1_000_000
 SEGMENT_S = 60.0  # one locust run; the server lives on across segments
 MIN_SEGMENT_S = 3.0  # shorter, and locust's start-up dominates
@@ -318,15 +323,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"[soak]   {variant} on {config.label}", flush=True)
     if args.dry_run:
         return 0
-    soak = Soak(pairs, args.requests, args.segment, args.users, args.out)
-    soak.run()
-    summary = soak.summary()
+    out = Path(args.out)
+    incomplete = incomplete_dir(out)
+    with staged_run(out) as stage:
+        soak = Soak(pairs, args.requests, args.segment, args.users, stage.dir)
+        stage.publish_to(incomplete)  # until it is complete: an exception here still writes what was done there
+        soak.run()
+        summary = soak.summary()
+        if summary["complete"]:
+            stage.publish_to(None)
     verdict = "PASSED" if summary["passed"] else "FAILED" if summary["complete"] else "INCOMPLETE"
+    written = out if summary["complete"] else incomplete
     print(
         f"[soak] {verdict}: {summary['requests']:,} requests, leak {summary['leak']} lost {summary['lost']} "
-        f"other {summary['other']} -> {args.out / SUMMARY_NAME}",
+        f"other {summary['other']} -> {written / SUMMARY_NAME}",
         flush=True,
     )
     if soak.interrupted:
         return 130
     return 0 if summary["passed"] else 1
+
+
+def incomplete_dir(out: Path) -> Path:
+    return out.with_name(out.name + INCOMPLETE_SUFFIX)

@@ -21,6 +21,7 @@ from scripts.common import environment
 from scripts.common import results as resultfiles
 from scripts.common.arguments import MAX_SECONDS, non_negative, output_dir, positive_int, seconds
 from scripts.common.lock import exclusive_run
+from scripts.common.staged import staged_run
 from scripts.load import servers
 from scripts.load.bounded_run import RunSpec, cells_of, execute
 from scripts.load.settings import QUICK_USERS_PER_SCENARIO
@@ -150,8 +151,8 @@ def stack_record(stack: Stack) -> dict:
     }
 
 
-def run_stack(env: envs.Env, options: argparse.Namespace, results_dir: Path) -> Path:
-    """Everything for one stack whose env is ready; the JSON lands under `results_dir`/versions/."""
+def run_stack(env: envs.Env, options: argparse.Namespace, out: Path) -> Path:
+    """Everything for one stack whose env is ready; the JSON lands in `out` (results/versions/ or its staging)."""
     variants = tuple(options.variant or VARIANTS)
     print(f"  in-process verdicts and matrix ({options.requests} requests per scenario)", flush=True)
     measured = inside(env, options.requests, variants)
@@ -169,12 +170,12 @@ def run_stack(env: envs.Env, options: argparse.Namespace, results_dir: Path) -> 
         "inprocess": measured,
         "hunt": hunted,
     }
-    return resultfiles.write_json(results_dir / "versions" / f"{env.stack.name}.json", data)
+    return resultfiles.write_json(out / f"{env.stack.name}.json", data)
 
 
-def skipped(stack: Stack, note: str, results_dir: Path) -> Path:
+def skipped(stack: Stack, note: str, out: Path) -> Path:
     data = {"stack": stack_record(stack), "status": "skipped", "note": note, "environment": environment.describe()}
-    return resultfiles.write_json(results_dir / "versions" / f"{stack.name}.json", data)
+    return resultfiles.write_json(out / f"{stack.name}.json", data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,21 +204,26 @@ def run(args: argparse.Namespace) -> int:
         print("stale stack locks (recompile with `ctxbench versions --lock`):\n  " + "\n  ".join(stale))
         return 1
     started = time.monotonic()
-    for index, stack in enumerate(chosen, start=1):
-        print(f"[{index}/{len(chosen)}] {stack.name} (Python {stack.python}; {pins_text(stack)})", flush=True)
-        try:
-            env = envs.ensure(stack)
-        except envs.Unavailable as exc:
-            print(f"  skipped: {exc}")
-            skipped(stack, str(exc), args.results_dir)
-            continue
-        except subprocess.SubprocessError as exc:
-            print(f"  skipped: its virtualenv could not be built ({exc})")
-            skipped(stack, f"virtualenv could not be built: {exc}", args.results_dir)
-            continue
-        stack_started = time.monotonic()
-        path = run_stack(env, args, args.results_dir)
-        print(f"  wrote {path} ({time.monotonic() - stack_started:.0f}s)", flush=True)
+    versions_dir = args.results_dir / "versions"
+    # Staged, swap with carry-over (scripts.common.staged): results/versions/ is this command's alone, but a run of
+    # some stacks (--stack) replaces only their files; the other stacks' are carried over. Nothing is replaced unless
+    # every chosen stack was run or skipped with its reason; VERSIONS.md and the chart are drawn after, from the files.
+    with staged_run(versions_dir, replaces=()) as stage:
+        for index, stack in enumerate(chosen, start=1):
+            print(f"[{index}/{len(chosen)}] {stack.name} (Python {stack.python}; {pins_text(stack)})", flush=True)
+            try:
+                env = envs.ensure(stack)
+            except envs.Unavailable as exc:
+                print(f"  skipped: {exc}")
+                skipped(stack, str(exc), stage.dir)
+                continue
+            except subprocess.SubprocessError as exc:
+                print(f"  skipped: its virtualenv could not be built ({exc})")
+                skipped(stack, f"virtualenv could not be built: {exc}", stage.dir)
+                continue
+            stack_started = time.monotonic()
+            path = run_stack(env, args, stage.dir)
+            print(f"  staged {path.name} ({time.monotonic() - stack_started:.0f}s)", flush=True)
     for path in report.render(args.results_dir):
         print(f"wrote {path}")
     print(f"version matrix done in {time.monotonic() - started:.0f}s")
