@@ -6,12 +6,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from scripts.bench.stats import BASELINE, METHODS
+from scripts.bench.stats import BASELINE, METHODS, NOT_SIGNIFICANT
 from scripts.common import chart_style
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
 INSTRUCTIONS_CHART = "bench_instructions.png"
-VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", "not significant": "tab:gray", None: "tab:blue"}
+VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", NOT_SIGNIFICANT: "tab:gray", None: "tab:blue"}
 ROW_IN = 0.32  # height of one variant's bar: 12 pt labels need about this much
 
 

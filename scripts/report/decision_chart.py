@@ -7,6 +7,7 @@ from pathlib import Path
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
+from scripts.bench.stats import NOT_SIGNIFICANT
 from scripts.common import chart_style
 from scripts.common.results import CHARTS_DIR
 from scripts.report import decision
@@ -23,7 +24,6 @@ SHORT = dict(
         strict=True,
     )
 )
-NOT_RESOLVED = "not significant"
 
 
 def _cost_label(row: decision.Row) -> str:
@@ -31,7 +31,7 @@ def _cost_label(row: decision.Row) -> str:
     comparison = decision._comparison(row)
     if comparison is None:
         return ""
-    resolved = comparison["verdict"] != NOT_RESOLVED
+    resolved = comparison["verdict"] != NOT_SIGNIFICANT
     return f"{comparison['added_us']:+.0f} µs" + ("" if resolved else " (n.s.)")
 
 
