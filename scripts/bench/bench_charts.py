@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # no display on CI or this server; set before pyplot is imported
-
-import matplotlib.pyplot as plt  # after the backend choice
-
-from scripts.bench.stats import BASELINE, METHODS
-from scripts.common.results import write_figure
+from scripts.bench.stats import BASELINE, METHODS, NOT_SIGNIFICANT
+from scripts.common import chart_style
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
 INSTRUCTIONS_CHART = "bench_instructions.png"
-VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", "not significant": "tab:gray", None: "tab:blue"}
-DPI = 110
+VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", NOT_SIGNIFICANT: "tab:gray", None: "tab:blue"}
+ROW_IN = 0.32  # height of one variant's bar: 12 pt labels need about this much
 
 
 def draw_apps(summary: dict, path: Path) -> Path:
     """Per variant: grey bar = baseline's median, coloured = the cost added over it (paired blocks where measured,
-    else independent runs; colour = that comparison's verdict); dot and whisker = the variant's own median and IQR
-    over its independent pyperf runs."""
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(13, 5.5))
+    else independent runs, marked *; colour = that comparison's verdict); dot and whisker = the variant's own median
+    and IQR over its independent pyperf runs. One panel per method, stacked: the column is narrow, not short."""
+    per_panel = max(sum(row["method"] == method for row in summary["apps"]) for method in METHODS)
+    fig, axes = chart_style.figure(len(METHODS) * (ROW_IN * per_panel + 0.9) + 1.3, rows=len(METHODS))
     for axis, method in zip(axes, METHODS, strict=True):
         rows = [row for row in summary["apps"] if row["method"] == method]
         reference = next((row["median_us"] for row in rows if row["variant"] == BASELINE), None)
@@ -40,21 +37,23 @@ def draw_apps(summary: dict, path: Path) -> Path:
                 axis.barh(index, added, left=reference, color=color)
             else:
                 axis.barh(index, -added, left=reference + added, fill=False, edgecolor=color)
-            note = f"{added:+.0f} µs ({versus['added_pct']:+.1f}%) {versus['verdict']} [{versus['design']}]"
-            axis.text(max(row["p75_us"], reference + added) * 1.02, index, note, va="center", fontsize=7)
+            note = f"{added:+.0f} µs ({versus['added_pct']:+.1f}%)" + ("" if versus["design"] == "paired" else " *")
+            axis.text(max(row["p75_us"], reference + added) * 1.02, index, note, va="center")
         medians = [row["median_us"] for row in rows]
         low = [row["median_us"] - row["p25_us"] for row in rows]
         high = [row["p75_us"] - row["median_us"] for row in rows]
-        axis.errorbar(medians, range(len(rows)), xerr=[low, high], fmt="o", color="black", markersize=3, capsize=3)
+        own = axis.errorbar(
+            medians, range(len(rows)), xerr=[low, high], fmt="o", color="black", markersize=4, capsize=3
+        )
         axis.set_yticks(range(len(rows)), names)
+        axis.set_ylim(-0.5, len(rows) - 0.5)
         axis.set_title(f"{method.upper()}: CPU µs per request")
-        axis.set_xlabel("µs per request")
         axis.set_xlim(0, max((row["p75_us"] for row in rows), default=1) * 1.8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("lightgray", *VERDICT_COLORS.values())][:4]
     labels = ["baseline's median", "added: slower", "added: faster", "added: not significant"]
-    fig.legend(handles, labels, fontsize=8, loc="lower center", ncols=4)
-    fig.suptitle("Cost per request: bar = baseline + added cost (verdict colour); dot = own median, whisker = IQR")
-    return save(fig, path)
+    fig.legend([*handles, own], [*labels, "own median, IQR"], loc="outside lower center", ncols=3, frameon=False)
+    fig.suptitle("Cost per request: baseline + the cost a variant adds (* = independent runs, not paired)")
+    return chart_style.save(fig, path)
 
 
 def added_cost(row: dict) -> float:
@@ -64,7 +63,7 @@ def added_cost(row: dict) -> float:
 
 def draw_primitives(summary: dict, path: Path) -> Path:
     rows = sorted(summary["primitives"], key=lambda row: row["median_ns"])
-    fig, axis = plt.subplots(figsize=(8, 4))
+    fig, axis = chart_style.figure(ROW_IN * len(rows) + 1.6)
     names = [row["name"] for row in rows]
     axis.barh(
         names,
@@ -75,12 +74,12 @@ def draw_primitives(summary: dict, path: Path) -> Path:
     )
     axis.set_xlabel("CPU ns per operation (median, IQR; includes empty_loop)")
     axis.set_title("Context primitives")
-    return save(fig, path)
+    return chart_style.save(fig, path)
 
 
 def draw_depth(summary: dict, path: Path) -> Path:
     """Left: each depth's own median and IQR (independent runs). Right: cost added over depth 0, paired blocks."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = chart_style.figure(9, rows=2)  # stacked: the column is narrow, not short
     for kind, per_layer in summary["depth_per_layer_us"].items():
         rows = sorted((row for row in summary["depth"] if row["kind"] == kind), key=lambda row: row["depth"])
         label = f"{kind} ({per_layer:.1f} µs per layer)" if per_layer is not None else kind
@@ -113,14 +112,16 @@ def draw_depth(summary: dict, path: Path) -> Path:
         if axis.has_data():
             axis.legend()
     fig.suptitle("Cost against middleware depth: pure ASGI vs BaseHTTPMiddleware")
-    return save(fig, path)
+    return chart_style.save(fig, path)
 
 
 def draw_instructions(summary: dict, path: Path) -> Path:
     """Per variant and method: instructions added per request over baseline (callgrind), with the paired CPU-time
     figure beside it; right: instructions against middleware depth. Title: the A/A and the repeatability."""
     counted = summary["instructions"]
-    fig, axes = plt.subplots(1, len(METHODS) + 1, figsize=(17, 5.5))
+    per_panel = max(sum(r["method"] == method for r in counted["apps"]) for method in METHODS)
+    heights = [ROW_IN * per_panel + 1.0] * len(METHODS) + [3.5]
+    fig, axes = chart_style.figure(sum(heights) + 1.0, rows=len(METHODS) + 1, height_ratios=heights)
     for axis, method in zip(axes, METHODS, strict=False):
         rows = sorted((r for r in counted["apps"] if r["method"] == method), key=lambda r: r["instructions"])
         base = next((r["instructions"] for r in rows if r["variant"] == BASELINE), None)
@@ -133,17 +134,18 @@ def draw_instructions(summary: dict, path: Path) -> Path:
             axis.barh(index, added / 1e3, color=color)
             cpu = row.get("cpu_paired_added_pct")
             note = (
-                f"{added / 1e3:+.1f} k ({versus['added_pct']:+.2f}%)"
+                f"{added / 1e3:+.1f} k ({versus['added_pct']:+.1f}%)"
                 if versus
                 else f"{row['instructions'] / 1e6:.3f} M"
             )
-            note += f"; CPU {cpu:+.1f}%" if cpu is not None else ""
-            axis.text(max(added, 0) / 1e3, index, " " + note, va="center", fontsize=7)
+            note += f", CPU {cpu:+.1f}%" if cpu is not None else ""
+            axis.text(max(added, 0) / 1e3, index, " " + note, va="center")
         axis.set_yticks(range(len(rows)), [row["variant"] for row in rows])
+        axis.set_ylim(-0.5, len(rows) - 0.5)
         axis.set_xlabel("thousand instructions added per request (CPU: paired CPU time added)")
         reference = f"baseline {base / 1e6:.3f} M" if base else "no baseline"
-        axis.set_title(f"{method.upper()}: over {reference} instructions per request", fontsize=9)
-        axis.set_xlim(right=max((r.get("vs_baseline", {}).get("added", 0) for r in rows), default=1) / 1e3 * 1.6 or 1)
+        axis.set_title(f"{method.upper()}: added over {reference} instructions per request")
+        axis.set_xlim(right=max((r.get("vs_baseline", {}).get("added", 0) for r in rows), default=1) / 1e3 * 2.0 or 1)
     right = axes[-1]
     for kind, per_layer in counted["depth_per_layer"].items():
         rows = sorted((r for r in counted["depth"] if r["kind"] == kind), key=lambda r: r["depth"])
@@ -152,20 +154,15 @@ def draw_instructions(summary: dict, path: Path) -> Path:
     right.set(xlabel="stacked context middlewares", ylabel="million instructions per request (GET)")
     right.set_ylim(bottom=0)
     if right.has_data():
-        right.legend(fontsize=8)
-    right.set_title("Against middleware depth", fontsize=9)
+        right.legend()
+    right.set_title("Against middleware depth")
     aa = ", ".join(f"{item['method'].upper()} {item['added_pct']:+.3f}%" for item in counted["aa"])
     spread = counted["repeatability_max_spread_pct"]
     fig.suptitle(
         f"Instructions per request (callgrind): A/A {aa or '-'}; repeat spread at most "
-        f"{'-' if spread is None else f'{spread:.3f}%'}. Red: more than baseline, beyond A/A and spread"
+        f"{'-' if spread is None else f'{spread:.3f}%'}\nRed: more than baseline, beyond A/A and spread"
     )
-    return save(fig, path)
-
-
-def save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout(rect=(0, 0.05, 1, 1) if fig.legends else None)  # room for a figure legend below
-    return write_figure(fig, path, dpi=DPI)
+    return chart_style.save(fig, path)
 
 
 def draw_all(summary: dict, charts_dir: Path) -> list[Path]:

@@ -146,11 +146,14 @@ def describe_bench(bench: pyperf.Benchmark, scale: float, unit: str) -> dict[str
     }
 
 
+NOT_SIGNIFICANT = "not significant"  # a difference inside the threshold: never ranked, and charts mark it
+
+
 def verdict_of(added_pct: float, noise_pct: float) -> tuple[str, float]:
     """The documented rule: (verdict, threshold_pct)."""
     threshold = max(MIN_EFFECT_PCT, Z * noise_pct)
     if abs(added_pct) < threshold:
-        return "not significant", threshold
+        return NOT_SIGNIFICANT, threshold
     return ("slower" if added_pct > 0 else "faster"), threshold
 
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display here; chosen before pyplot is imported
 import matplotlib.pyplot as plt
 
 from apps.harness import registry
-from scripts.common.results import CHARTS_DIR, write_figure
+from scripts.common import chart_style
+from scripts.common.results import CHARTS_DIR
 from scripts.load.servers import BY_LABEL
 
 THROUGHPUT_CHART, COST_CHART, LEAK_CHART = "load_throughput.png", "load_cost.png", "load_leaks.png"
 THROUGHPUT_SCENARIO = "get"
-DPI = 120
+ROW_IN = 0.32  # height of one variant's row: 12 pt labels need about this much
+SERVERS_PER_PANEL = 7  # leak chart: columns wide enough for the scenario letters and a wrapped server label
 
 
 def _save(figure: plt.Figure, name: str) -> Path:
-    return write_figure(figure, CHARTS_DIR / name, dpi=DPI, bbox_inches="tight")
+    return chart_style.save(figure, CHARTS_DIR / name)
 
 
 def throughput_chart(summary: dict) -> Path | None:
@@ -33,7 +32,7 @@ def throughput_chart(summary: dict) -> Path | None:
     curves = summary.get("curves")
     if not curves:
         return None
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (left, right) = chart_style.figure(9.5, rows=2, sharex=True)  # stacked: the column is narrow
     order = [v.name for v in registry.VARIANTS if any(row["variant"] == v.name for row in curves["rows"])]
     for index, variant in enumerate(order):
         rows = sorted((r for r in curves["rows"] if r["variant"] == variant), key=lambda r: r["users"])
@@ -57,17 +56,23 @@ def throughput_chart(summary: dict) -> Path | None:
     for axis in (left, right):
         axis.set_xscale("log", base=2)
         axis.set_xticks(curves["users"], [str(u) for u in curves["users"]])
-        axis.set_xlabel("concurrent users (closed loop, one keep-alive connection each)")
-    left.set(ylabel="requests/s (median; bar: min-max over rounds)", title=f"throughput, {curves['scenario']}")
+    right.set_xlabel("concurrent users (closed loop, one keep-alive connection each)")
+    left.set(ylabel="requests/s", title=f"throughput, {curves['scenario']}")
     left.set_ylim(bottom=0)
-    right.set(ylabel="latency ms (exact percentiles)", title="p50 (dashed) and p99 (solid)")
+    right.set(ylabel="latency ms", title="latency (exact percentiles): p50 dashed, p99 solid")
     right.set_yscale("log")
-    left.legend(fontsize=7)
-    right.scatter([], [], s=120, facecolors="none", edgecolors="red", label="generator-bound in some round")
-    right.legend(fontsize=6, ncols=2)
+    # One key for both panels: a colour per variant (the latency panel's two lines share it) and the ring.
+    handles, labels = left.get_legend_handles_labels()
+    ring = left.scatter([], [], s=120, facecolors="none", edgecolors="red")
+    figure.legend(
+        [*handles, ring], [*labels, "generator-bound in some round"], loc="outside lower center", ncols=3, frameon=False
+    )
     figure.suptitle(
-        f"Against concurrency on {curves['server']}: {rounds} interleaved rounds per point (variants rotated within "
-        "each level)"
+        chart_style.wrap(
+            f"Against concurrency on {curves['server']}: point = median over {rounds} interleaved rounds "
+            "(variants rotated within each level), bar = min-max",
+            80,
+        )
     )
     return _save(figure, THROUGHPUT_CHART)
 
@@ -87,18 +92,20 @@ def cost_chart(summary: dict) -> Path | None:
     medians = [cost["variants"][v]["server_us_per_request_median"] for v in variants]
     low = [m - cost["variants"][v]["min"] for v, m in zip(variants, medians, strict=True)]
     high = [cost["variants"][v]["max"] - m for v, m in zip(variants, medians, strict=True)]
-    figure, axis = plt.subplots(figsize=(11, 5))
-    axis.bar(variants, medians, yerr=[low, high], capsize=4, color="tab:blue")
+    # Horizontal bars: variant names read level instead of as rotated ticks.
+    figure, axis = chart_style.figure(ROW_IN * len(variants) + 2.2)
+    axis.barh(variants, medians, xerr=[low, high], capsize=4, color="tab:blue")
     for index, variant in enumerate(variants):
         ratio = cost["variants"][variant]["ratio_vs_baseline_median"]
-        axis.annotate(f"x{ratio:.2f}", (index, medians[index]), ha="center", va="bottom", fontsize=8)
+        axis.annotate(f" ×{ratio:.2f}", (medians[index] + high[index], index), va="center")
+    axis.set_ylim(len(variants) - 0.5, -0.5)
+    axis.set_xlim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
     aa = cost["aa_ratio"]
-    axis.set(ylabel="server CPU µs per request (median, min-max bars)")
-    axis.set_title(
-        f"Side by side, {cost['rounds']} rounds, {cost['scenario']} on {cost['server']}; "
+    axis.set(xlabel="server CPU µs per request (median, bar: min-max; ×: ratio to baseline)")
+    figure.suptitle(
+        f"Server CPU side by side: {cost['rounds']} rounds, {cost['scenario']} on {cost['server']}\n"
         f"A/A ratio {aa['median']:.3f} ({aa['min']:.3f}-{aa['max']:.3f})"
     )
-    axis.tick_params(axis="x", rotation=35)
     return _save(figure, COST_CHART)
 
 
@@ -115,32 +122,42 @@ def leak_chart(summary: dict) -> Path | None:
     by_cell: dict[tuple[str, str], list[dict]] = {}
     for cell in grid:
         by_cell.setdefault((cell["variant"], cell["server"]), []).append(cell)
-    figure, axis = plt.subplots(figsize=(max(10, 0.9 * len(servers) + 3), 0.42 * len(variants) + 2.5))
-    values = [[sum(c["leak"] for c in by_cell.get((v, s), [])) for s in servers] for v in variants]
-    shade = [[math.log10(1 + x) for x in row] for row in values]
-    top = max((x for row in shade for x in row), default=0.0) or 1.0
-    axis.imshow(shade, cmap="Reds", aspect="auto", vmin=0, vmax=top)
-    for y, variant in enumerate(variants):
-        for x, server in enumerate(servers):
-            cells = by_cell.get((variant, server))
-            if not cells:
-                text = "-"
-            else:
-                leaked = {c["scenario"] for c in cells if c["leak"]}
-                leaking = "".join(mark for name, mark in SCENARIO_MARKS.items() if name in leaked)
-                lost = "L" if any(c["lost"] for c in cells) else ""
-                text = " ".join(part for part in (leaking, lost) if part) or "0"
-            dark = shade[y][x] > top * 0.6  # white text on dark cells
-            axis.text(x, y, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
-    axis.set_xticks(range(len(servers)), servers, fontsize=8, rotation=60, ha="right")
-    axis.set_yticks(range(len(variants)), variants, fontsize=8)
+    panels = [servers[i : i + SERVERS_PER_PANEL] for i in range(0, len(servers), SERVERS_PER_PANEL)]
+    figure, axes = chart_style.figure(
+        (ROW_IN * len(variants) + 1.4) * len(panels) + 1.8, rows=len(panels), squeeze=False
+    )
+    totals = {key: sum(c["leak"] for c in cells) for key, cells in by_cell.items()}
+    top = max((math.log10(1 + x) for x in totals.values()), default=0.0) or 1.0  # one colour scale for every panel
+    for axis, shown in zip(axes.flat, panels, strict=True):
+        shade = [[math.log10(1 + totals.get((v, s), 0)) for s in shown] for v in variants]
+        axis.imshow(shade, cmap="Reds", aspect="auto", vmin=0, vmax=top)
+        for y, variant in enumerate(variants):
+            for x, server in enumerate(shown):
+                dark = shade[y][x] > top * 0.6  # white text on dark cells
+                text = _leak_cell(by_cell.get((variant, server)))
+                axis.text(x, y, text, ha="center", va="center", color="white" if dark else "black")
+        # Labels wrap at their dashes: a server label stays level and within its column.
+        axis.set_xticks(range(len(shown)), [label.replace("-", "-\n") for label in shown])
+        axis.xaxis.tick_top()
+        axis.set_yticks(range(len(variants)), variants)
+        axis.tick_params(length=0)
     marks = ", ".join(f"{mark} {name}" for name, mark in SCENARIO_MARKS.items())
-    axis.set_title(
-        "Leak hunt, every server configuration: colour = leaked values (log), letters = scenarios that leaked\n"
-        f"({marks}; L = context lost; 0 = nothing failed)",
-        fontsize=9,
+    figure.suptitle("Leak hunt: leaked values per variant and server configuration")
+    chart_style.caption(
+        figure,
+        f"Colour: values leaked over every scenario (log scale). Letters: the scenarios that leaked ({marks}); "
+        "L = context lost; 0 = nothing failed; - = not run.",
     )
     return _save(figure, LEAK_CHART)
+
+
+def _leak_cell(cells: list[dict] | None) -> str:
+    if not cells:
+        return "-"
+    leaked = {c["scenario"] for c in cells if c["leak"]}
+    leaking = "".join(mark for name, mark in SCENARIO_MARKS.items() if name in leaked)
+    lost = "L" if any(c["lost"] for c in cells) else ""
+    return " ".join(part for part in (leaking, lost) if part) or "0"
 
 
 def draw(summary: dict) -> list[Path]:

@@ -219,32 +219,36 @@ COLORS = {
 
 
 def chart(result: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Read points down, set points across (numbered, with a key: their names would not fit), one panel a mechanism."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
+
+    from scripts.common import chart_style
 
     labels = list(COLORS)
     cmap = ListedColormap([COLORS[label] for label in labels])
     mechanisms, set_points, columns = result["mechanisms"], result["set_points"], result["columns"]
-    fig, axes = plt.subplots(1, len(mechanisms), figsize=(6 * len(mechanisms), 10), sharey=True)
+    fig, axes = chart_style.figure(0.3 * len(columns) + 3.6, cols=len(mechanisms), sharey=True)
     for ax, kind in zip(axes, mechanisms, strict=True):
         grid = [[labels.index(result["cells"][kind][sp][col]["label"]) for sp in set_points] for col in columns]
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(labels) - 1, aspect="auto")
-        ax.set_title(kind)
-        ax.set_xticks(range(len(set_points)), set_points, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(columns)), columns, fontsize=8)
+        ax.set_title(chart_style.wrap(kind, 16))
+        ax.set_xticks(range(len(set_points)), [str(n) for n in range(1, len(set_points) + 1)])
+        ax.set_yticks(range(len(columns)), columns)
         ax.set_xticks([x - 0.5 for x in range(1, len(set_points))], minor=True)
         ax.set_yticks([y - 0.5 for y in range(1, len(columns))], minor=True)
         ax.grid(which="minor", color="white", linewidth=1)
-        ax.tick_params(which="minor", length=0)
-    handles = [Patch(facecolor=COLORS[label], edgecolor="#616161", label=label) for label in labels]
-    fig.legend(handles=handles, loc="lower center", ncol=len(labels))
-    fig.suptitle("Where a value set in one place is visible (in-process, concurrent, unique values)")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    return resultfiles.write_figure(fig, path, dpi=110)
+        ax.tick_params(which="both", length=0)
+    fig.legend(
+        handles=[Patch(facecolor=COLORS[label], edgecolor="#616161", label=label) for label in labels],
+        loc="outside upper center",
+        ncols=len(labels),
+        frameon=False,
+        title="Where a value set in one place is visible (in-process, concurrent, unique values)",
+        title_fontsize=chart_style.TITLE_PT,  # the legend's title: a suptitle would overlap the legend
+    )
+    chart_style.caption(fig, f"Columns, where the value is set: {chart_style.numbered(set_points)}.")
+    return chart_style.save(fig, path)
 
 
 def render(result: dict, results_dir: Path = resultfiles.RESULTS) -> list[Path]:

@@ -132,34 +132,24 @@ def paths_of(results: list[dict]) -> list[str]:
     return [*INPROCESS, *configs]
 
 
-def stack_label(result: dict) -> str:
-    packages = result.get("environment", {}).get("packages", {})
-    if result.get("status") != "ran":
-        return f"{result['stack']['name']} (skipped)"
-    return (
-        f"{result['stack']['name']}: py{result['environment'].get('python')} fastapi {packages.get('fastapi')} "
-        f"starlette {packages.get('starlette')} uvicorn {packages.get('uvicorn')}"
-    )
-
-
 def chart(results: list[dict], path: Path) -> Path | None:
-    """One panel per variant: stacks down, paths across, coloured by verdict."""
+    """One panel per variant: stacks down, paths across (numbered, with a key: their names would not fit)."""
     variants, paths = variants_of(results), paths_of(results)
     if not variants:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
+
+    from scripts.common import chart_style
 
     labels = list(COLORS)
     cmap = ListedColormap([COLORS[label] for label in labels])
     columns = 2
     rows_of_panels = (len(variants) + columns - 1) // columns
-    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(15, 3.2 + 3.0 * rows_of_panels), squeeze=False)
-    names = [stack_label(result) for result in results]
+    height = rows_of_panels * (0.3 * len(results) + 0.9) + 3.2
+    fig, axes = chart_style.figure(height, rows=rows_of_panels, cols=columns, squeeze=False, sharey=True)
+    # Stack names only: the versions in each stack are in the stack table beside the chart.
+    names = [result["stack"]["name"] + ("" if result.get("status") == "ran" else " (skipped)") for result in results]
     for index, ax in enumerate(axes.flat):
         if index >= len(variants):
             ax.axis("off")
@@ -170,20 +160,24 @@ def chart(results: list[dict], path: Path) -> Path | None:
             row = cells(result, variant)
             grid.append([labels.index(row.get(path, NOT_RUN)) for path in paths])
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(labels) - 1, aspect="auto")
-        ax.set_title(variant, fontsize=10)
-        short = [INPROCESS.get(p, f"server {p}") for p in paths]
-        ax.set_xticks(range(len(paths)), short, rotation=40, ha="right", fontsize=7)
-        ax.set_yticks(range(len(results)), names if index % columns == 0 else [""] * len(names), fontsize=7)
+        ax.set_title(variant)
+        ax.set_xticks(range(len(paths)), [str(n) for n in range(1, len(paths) + 1)])
+        ax.set_yticks(range(len(results)), names)
         ax.set_xticks([x - 0.5 for x in range(1, len(paths))], minor=True)
         ax.set_yticks([y - 0.5 for y in range(1, len(results))], minor=True)
         ax.grid(which="minor", color="white", linewidth=1)
-        ax.tick_params(which="minor", length=0)
+        ax.tick_params(which="both", length=0)
     fig.legend(
-        handles=[Patch(facecolor=COLORS[x], edgecolor="#616161", label=x) for x in labels], loc="lower center", ncol=7
+        handles=[Patch(facecolor=COLORS[x], edgecolor="#616161", label=x) for x in labels],
+        loc="outside upper center",
+        ncols=4,
+        frameon=False,
+        title="Which versions leak: worst verdict over each path's requests",
+        title_fontsize=chart_style.TITLE_PT,  # the legend's title: a suptitle would overlap the legend
     )
-    fig.suptitle("Which versions leak: stack × variant × path (worst verdict over each path's requests)")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    return resultfiles.write_figure(fig, path, dpi=100)
+    key = chart_style.numbered([INPROCESS.get(p, f"server {p}") for p in paths])
+    chart_style.caption(fig, f"Columns, the paths: {key}.")
+    return chart_style.save(fig, path)
 
 
 def approach_lines(results: list[dict]) -> list[str]:
