@@ -17,6 +17,7 @@ COMMANDS = {
     "load": "load",
     "sweep": "load",
     "loadstats": "load",
+    "server_instructions": "load",
     "matrix": "matrix",
     "report": "report",
     "readme": "report",
