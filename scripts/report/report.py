@@ -11,7 +11,7 @@ from scripts.bench import bench_charts
 from scripts.bench import stats as benchstats
 from scripts.bench.verify import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
-from scripts.load import load_charts
+from scripts.load import load_charts, server_instructions
 from scripts.load import loadstats as loadstats
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix as matrix
@@ -26,12 +26,14 @@ SOURCES = {
     "matrix": MATRIX_JSON,
     "bench": resultfiles.BENCH_DIR / "summary.json",
     "load": resultfiles.LOAD_DIR / "summary.json",
+    "server_instructions": server_instructions.RESULTS_DIR / server_instructions.RUN_NAME,
 }
 REPRODUCE = {
     "verify": "make verify (also the gate of make bench)",
     "bench": "make bench",
     "load": "make sweep; make sweep MODE=side|servers|latency|client|curves",
     "matrix": "make matrix",
+    "server_instructions": "ctxbench server_instructions",
     "report": "make report",
 }
 
@@ -210,6 +212,37 @@ def cells_markdown(load: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _server_instruction_lines(counts: dict | None) -> list[str]:
+    """The first figure of what a server costs: instructions per request of the whole server process (callgrind)."""
+    if not counts or not counts.get("rows"):
+        return []
+    default = serverconfig.DEFAULT.label
+    reference = registry.reference()
+    base = {(r["server"], r["method"]): r["instructions"] for r in counts["rows"] if r["app"] == reference}
+    lines = [
+        "",
+        "### What a server costs: instructions per request",
+        "",
+        f"The whole server process run under callgrind ({counts['counter']}) while one keep-alive connection sends "
+        f"the same fixed sequence of GETs and POSTs ({counts['long'] - counts['short']} requests per block, "
+        f"{counts['blocks']} blocks, after {counts['warmup']} warm-up requests per method): figures the host's speed "
+        f"cannot move. The A/A row is `{reference}` in a second server process. What the counts leave out: "
+        f"{counts['leaves_out']}; CPU time (below) is the second figure and sees them. Spread: max - min over blocks.",
+        "",
+        f"| server | app | method | instructions/request | spread | vs `{reference}`, same server "
+        f"| vs `{reference}` on {default} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in counts["rows"]:
+        versus = row.get("vs_baseline_pct")
+        ratio = row["instructions"] / base[(default, row["method"])] if (default, row["method"]) in base else None
+        lines.append(
+            f"| {row['server']} | `{row['app']}` | {row['method']} | {row['instructions']:,.0f} "
+            f"| {row['spread_pct']:.2f}% | {'-' if versus is None else f'{versus:+.2f}%'} | {_fmt(ratio, '.2f')} |"
+        )
+    return lines
+
+
 def _server_cost_lines(load: dict) -> list[str]:
     cost = load.get("server_cost")
     if not cost:
@@ -272,7 +305,7 @@ def _curves_lines(curves: dict | None) -> list[str]:
     return lines
 
 
-def _load_section(load: dict | None) -> list[str]:
+def _load_section(load: dict | None, server_counts: dict | None = None) -> list[str]:
     if load is None:
         return []
     clean = load.get("clean_cells") or {}
@@ -287,6 +320,7 @@ def _load_section(load: dict | None) -> list[str]:
         f"{_fmt(clean.get('median_requests'), '.0f')}). Every cell, with its counts: "
         f"[{CELLS_MD.name}]({CELLS_MD.relative_to(resultfiles.RESULTS)}).",
     ]
+    lines += _server_instruction_lines(server_counts)
     lines += _server_cost_lines(load)
     cost = load.get("cost")
     if cost:
@@ -381,7 +415,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *_bench_section(sources["bench"]),
         "",
-        *_load_section(sources["load"]),
+        *_load_section(sources["load"], sources["server_instructions"]),
         "",
         *versions_section(results_dir),
         "",
