@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pyperf
@@ -215,8 +216,9 @@ def write(found: dict[str, list[float]], output: Path, requests: int) -> dict[st
     Keep it out of results/bench/*.json: the bench summary reads every file there as a CPU-time benchmark.
     """
     metadata = {"unit": "integer", "loops": requests, "ctxbench_counter": COUNTER, "ctxbench_variant": VARIANT}
+    metadata |= {f"ctxbench_version_{name}": version(name) for name in ("locust", "geventhttpclient", "uvicorn")}
     benchmarks = [
-        pyperf.Benchmark([pyperf.Run(values, warmups=None, metadata=metadata | {"name": name}, collect_metadata=False)])
+        pyperf.Benchmark([pyperf.Run(values, warmups=None, metadata=metadata | {"name": name}, collect_metadata=True)])
         for name, values in sorted(found.items())
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -339,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
                 path = write(job, results[job], args.results_dir, versions)
                 seconds = results[job]["seconds"]
                 print(f"{job.config.label} {job.app}: {results[job]['values']} ({seconds:.0f}s) -> {path}", flush=True)
-    rows = summary_rows(results)
+    rows = summary_rows({job: results[job] for job in jobs if job in results})  # in the order asked for
     run_data = {"counter": COUNTER, "leaves_out": LEAVES_OUT, "seconds": round(time.perf_counter() - started, 1)}
     run_data["environment"] = environment
     run_data["failed"] = failed

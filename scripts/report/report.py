@@ -233,7 +233,12 @@ def _server_instruction_lines(counts: dict | None) -> list[str]:
         f"| vs `{reference}` on {default} |",
         "|---|---|---|---|---|---|---|",
     ]
-    for row in counts["rows"]:
+    servers = list(dict.fromkeys(row["server"] for row in counts["rows"]))
+    twin = server_instructions.AA
+    for row in sorted(
+        counts["rows"],
+        key=lambda r: (servers.index(r["server"]), r["method"], r["app"] != reference, r["app"] != twin, r["app"]),
+    ):
         versus = row.get("vs_baseline_pct")
         ratio = row["instructions"] / base[(default, row["method"])] if (default, row["method"]) in base else None
         lines.append(
