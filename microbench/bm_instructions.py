@@ -63,7 +63,6 @@ BLOCKS = 3  # segments of every app and method per process: the within-process r
 PROCESSES = 1  # worker processes per app, side by side (counts do not depend on load); the A/A is another process
 WARMUP_REQUESTS = 50  # per app and method before any segment: specialisation, caches (5 left a downward drift)
 PARALLEL = 2  # callgrind processes at once (one per core)
-SETTLE_REQUESTS = int(os.environ.get("CTXBENCH_SETTLE", "1"))  # untimed requests of the segment's app and method first
 DEPTH = "depth"  # the group of bm_depth's apps, measured together in their own process
 HASH_SEED = "0"  # dict and set order, hence the code paths taken, identical in every process
 BASELINE = registry.reference()
@@ -136,8 +135,7 @@ async def segments(apps: dict, requests: int, blocks: int, seed: int, warmup: in
         rng.shuffle(order)  # no app always first or always after the same neighbour
         for name, method in order:
             app, spec = apps[(name, method)][0], specs[method]
-            for _ in range(SETTLE_REQUESTS):  # untimed: re-create an idled-out worker thread, settle after a switch
-                await loop.create_task(inprocess.call(app, spec))
+            await loop.create_task(inprocess.call(app, spec))  # untimed: re-creates an idled-out worker thread
             gc.collect()
             marker()
             labels.append(DISCARD)
