@@ -114,7 +114,9 @@ class ContractUser(FastHttpUser):
             spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True, context=context
         ) as response:
             validate = not opts.ctx_skip_validation
-            names = judge(spec, response.status_code, response.headers or {}, response.content or b"", validate)
+            # `is None`, not `or`: the truth of geventhttpclient's headers is a Python-level count of every line
+            headers = response.headers if response.headers is not None else {}
+            names = judge(spec, response.status_code, headers, response.content or b"", validate)
             RECORDER.tally(names, self.scenario)
             if names:
                 response.failure(message(names))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from geventhttpclient.header import Headers as ClientHeaders
+
 from apps.harness.checker import all_ok_body, failures
 from apps.harness.observability import TraceLog
 from apps.harness.observability import judge as judge_response
@@ -37,7 +39,9 @@ def judge(
         return [status_failure(status)]
     if not validate:
         return []
-    if all_ok_body(spec.sent, headers, body):  # the common case, recognised by its bytes; same verdict, no parsing
+    # The common case, recognised by its bytes: same verdict, no parsing. geventhttpclient's headers (locust's
+    # FastHttpUser) are looked up by lower-case name as they are stored, instead of copied into a lowered dict.
+    if all_ok_body(spec.sent, headers, body, isinstance(headers, ClientHeaders)):
         return []
     try:
         data = json.loads(body)

@@ -4,10 +4,16 @@ Why: CPU time on this shared VM moves with the host (one layer measured 99.7 µs
 one-middleware difference of about 1 µs cannot be resolved in time. The number of instructions a request executes
 does not depend on the host's speed: counted by callgrind it repeats to a few parts in ten thousand.
 
-How: one worker process, started under `valgrind --tool=callgrind --dump-before=getppid`, loads every app (each
-variant, a second freshly imported instance of baseline for the A/A control, and bm_depth's apps) and checks one
-response of each. It then runs segments of `--requests` requests of one app and one method, the same requests as
-bm_apps (GET and POST, every identity header), in a new shuffled order every block. It calls `os.getppid()` right
+How: one worker process per app, started under `valgrind --tool=callgrind --dump-before=getppid`, loads that app
+alone (one variant; or baseline again, in a process of its own, for the A/A control; or bm_depth's apps, which use no
+third-party library) and checks one response. Why alone: loading every variant into one process made the A/A copy of
+baseline execute +1.5% more instructions, systematically. sentry-sdk's integrations patch Starlette and FastAPI when
+sentry_scope's client is created (`Starlette.__call__`, `request_response`, `Middleware.__init__`,
+`get_request_handler`): every app and route built after that import carried Sentry's wrappers, inactive but executed
+(the copy, built last), and every app in the process paid the patched `Starlette.__call__`. A service runs one app:
+so does each worker here. The worker then warms up (`--warmup` requests per app and method) and runs segments of
+`--requests` requests of one app and one method, the same requests as bm_apps (GET and POST, every identity header),
+in a new shuffled order every block. It calls `os.getppid()` right
 before and right after each segment: callgrind writes its counters to a new file (and zeroes them) every time the
 process enters libc's `getppid`, which nothing else here calls, so each segment's file holds exactly its requests:
 start-up, imports, checks and warm-up fall into the files between segments, which are discarded. Every segment
@@ -24,7 +30,7 @@ Output, pyperf JSON through pyperf's API (unit "integer": instructions per reque
 `instructions_post`), `instructions_depth_<kind>.json` (benchmarks `depth_0` ... `depth_5`, GET). Each worker
 process is one run; its values are its blocks in order.
 
-    python microbench/bm_instructions.py --requests 200 --blocks 3 --processes 2 --output-dir results/bench
+    python microbench/bm_instructions.py --requests 40 --blocks 3 --warmup 50 --output-dir results/bench
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import gc
-import importlib.util
 import json
 import os
 import random
@@ -53,10 +58,12 @@ from microbench.bm_apps import METHODS, request_spec, verify
 
 # Measured here: callgrind runs this Python at about 12 M instructions/s, ~0.13 s per request (~1.5 M instructions);
 # start-up (imports of every library, checking every app) is 4 G instructions, ~85 s per process.
-REQUESTS = 20  # requests per segment: the count per request repeats to well under 0.1% (see the A/A) already
-BLOCKS = 2  # segments of every app and method per process: the within-process repeatability
-PROCESSES = 2  # worker processes, run side by side (counts do not depend on load): the between-process repeatability
-WARMUP_REQUESTS = 5  # per app and method before any segment: 3.11 specialises bytecode after its first executions
+REQUESTS = 40  # requests per segment: what one request does differently (a thread hand-off) averages out
+BLOCKS = 3  # segments of every app and method per process: the within-process repeatability
+PROCESSES = 1  # worker processes per app, side by side (counts do not depend on load); the A/A is another process
+WARMUP_REQUESTS = 50  # per app and method before any segment: specialisation, caches (5 left a downward drift)
+PARALLEL = 2  # callgrind processes at once (one per core)
+DEPTH = "depth"  # the group of bm_depth's apps, measured together in their own process
 HASH_SEED = "0"  # dict and set order, hence the code paths taken, identical in every process
 BASELINE = registry.reference()
 AA_NAME = f"{BASELINE}_aa"
@@ -88,44 +95,40 @@ def depth_file(output_dir: Path, kind: str) -> Path:
     return output_dir / f"{FILE_PREFIX}depth_{kind}.json"
 
 
-def fresh_instance(module_name: str, alias: str) -> object:
-    """A second, separately executed copy of a variant's module (its own app object), for the A/A control."""
-    origin = importlib.util.find_spec(module_name).origin
-    spec = importlib.util.spec_from_file_location(alias, origin)
-    copy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(copy)
-    return copy.app
+def groups(only: list[str] | None = None) -> list[str]:
+    """What each worker process loads: one variant, baseline's A/A twin, or the depth apps.
 
-
-def loaded_apps(only: list[str] | None = None) -> dict[tuple[str, str], tuple[object, dict[str, str | int]]]:
-    """(app name, method) -> (app, proof from its checked response); depth apps (GET only) by their title.
-
-    `only`: these variants (and always baseline with its copy): a smoke run need not import every library.
+    `only`: these variants (and always baseline with its A/A twin): a smoke run need not import every library.
     """
+    chosen = [v.name for v in registry.VARIANTS if only is None or v.name in only or v.name == BASELINE]
+    return [*chosen, AA_NAME, DEPTH]
+
+
+def loaded_apps(group: str) -> dict[tuple[str, str], tuple[object, dict[str, str | int]]]:
+    """(app name, method) -> (app, proof from its checked response) for one group; depth apps (GET) by their title."""
     apps: dict[tuple[str, str], tuple[object, dict[str, str | int]]] = {}
-    chosen = [v for v in registry.VARIANTS if only is None or v.name in only or v.name == BASELINE]
-    instances = {variant.name: (variant, variant.load()) for variant in chosen}
-    instances[AA_NAME] = (registry.get(BASELINE), fresh_instance(registry.get(BASELINE).module, "ctxbench_baseline_aa"))
+    if group == DEPTH:
+        spec = request_spec(traffic.GET)
+        for kind in bm_depth.KINDS:
+            for depth in bm_depth.DEPTHS:
+                app = bm_depth.build_app(kind, depth)
+                apps[(app.title, traffic.GET)] = (app, bm_depth.verify(app, depth, spec))
+        return apps
+    variant = registry.get(BASELINE if group == AA_NAME else group)
+    app = variant.load()  # in a process of its own: for the A/A, baseline imported afresh by another interpreter
     for method in METHODS:
-        spec = request_spec(method)
-        for name, (variant, app) in instances.items():
-            apps[(name, method)] = (app, verify(variant, app, spec))
-    spec = request_spec(traffic.GET)
-    for kind in bm_depth.KINDS:
-        for depth in bm_depth.DEPTHS:
-            app = bm_depth.build_app(kind, depth)
-            apps[(app.title, traffic.GET)] = (app, bm_depth.verify(app, depth, spec))
+        apps[(group, method)] = (app, verify(variant, app, request_spec(method)))
     return apps
 
 
-async def segments(apps: dict, requests: int, blocks: int, seed: int) -> list[str]:
+async def segments(apps: dict, requests: int, blocks: int, seed: int, warmup: int) -> list[str]:
     """Run every segment between two markers; return the label of every dump, in order."""
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
     labels: list[str] = []
     specs = {method: request_spec(method) for method in METHODS}
     for name, method in sorted(apps):
-        for _ in range(WARMUP_REQUESTS):
+        for _ in range(warmup):
             await loop.create_task(inprocess.call(apps[(name, method)][0], specs[method]))
     for block in range(blocks):
         order = sorted(apps)
@@ -143,9 +146,9 @@ async def segments(apps: dict, requests: int, blocks: int, seed: int) -> list[st
     return labels
 
 
-def worker(requests: int, blocks: int, seed: int, plan: Path, only: list[str] | None) -> None:
-    apps = loaded_apps(only)
-    labels = asyncio.run(segments(apps, requests, blocks, seed))
+def worker(requests: int, blocks: int, seed: int, plan: Path, group: str, warmup: int) -> None:
+    apps = loaded_apps(group)
+    labels = asyncio.run(segments(apps, requests, blocks, seed, warmup))
     proofs = {f"{name} {method}": proof for (name, method), (_, proof) in apps.items()}
     plan.write_text(json.dumps({"labels": labels, "proofs": proofs}))
 
@@ -168,22 +171,26 @@ def dump_total(path: Path) -> int:
     raise MeasurementBroken(f"{path}: no summary line")
 
 
-def measure_process(index: int, args: argparse.Namespace, tmp: Path) -> tuple[list[tuple[str, str, int, float]], dict]:
-    """One worker under callgrind: [(app, method, block, instructions per request)], the proofs."""
+def measure_process(
+    group: str, index: int, args: argparse.Namespace, tmp: Path
+) -> tuple[list[tuple[str, str, int, float]], dict]:
+    """One worker of one group under callgrind: [(app, method, block, instructions per request)], the proofs."""
+    tmp = tmp / f"{group}.{index}"
+    tmp.mkdir()
     out, plan = tmp / f"cg.{index}.out", tmp / f"plan.{index}.json"
     seed = args.seed * 1000 + index
     command = [*callgrind_command(out), sys.executable, __file__, "--worker-plan", str(plan)]
     command += ["--requests", str(args.requests), "--blocks", str(args.blocks), "--seed", str(seed)]
-    command += [item for name in args.variant or () for item in ("--variant", name)]
+    command += ["--worker-group", group, "--warmup", str(args.warmup)]
     env = os.environ | {"PYTHONHASHSEED": HASH_SEED}
     result = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise MeasurementBroken(f"process {index} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        raise MeasurementBroken(f"{group} process {index} exited {result.returncode}:\n{result.stderr[-3000:]}")
     data = json.loads(plan.read_text())
     labels = data["labels"]
     dumps = sorted(tmp.glob(f"cg.{index}.out.*"), key=lambda path: int(path.suffix[1:]))
     if len(dumps) != len(labels):
-        raise MeasurementBroken(f"process {index}: {len(dumps)} callgrind dumps for {len(labels)} markers")
+        raise MeasurementBroken(f"{group} process {index}: {len(dumps)} callgrind dumps for {len(labels)} markers")
     found = []
     for label, dump in zip(labels, dumps, strict=True):
         if label != DISCARD:
@@ -195,7 +202,10 @@ def measure_process(index: int, args: argparse.Namespace, tmp: Path) -> tuple[li
 def write_suites(
     per_process: list[tuple[list[tuple[str, str, int, float]], dict]], args: argparse.Namespace
 ) -> list[Path]:
-    """One pyperf file per app (variants, baseline_aa) and per depth kind; each process one run, blocks its values."""
+    """One pyperf file per app (variants, baseline_aa) and per depth kind; each process one run, blocks its values.
+
+    `per_process`: every process of every group; an app's runs are the processes that measured it.
+    """
     files: dict[Path, list[pyperf.Benchmark]] = {}
     common = {"unit": UNIT, "loops": args.requests, "ctxbench_counter": COUNTER, "ctxbench_hash_seed": HASH_SEED}
     common |= {"description": "instructions executed per request, in-process (raw ASGI), callgrind"} | versions()
@@ -207,7 +217,7 @@ def write_suites(
         else:
             path, bench = app_file(args.output_dir, name), bench_name(method)
         runs = []
-        for index, (values, proofs) in enumerate(per_process):
+        for index, (values, proofs) in enumerate(item for item in per_process if f"{name} {method}" in item[1]):
             series = [count for app, m, _, count in sorted(values, key=lambda v: v[2]) if (app, m) == (name, method)]
             metadata = common | {"name": bench, "ctxbench_seed": args.seed * 1000 + index}
             metadata |= proofs[f"{name} {method}"] | {"ctxbench_instance": name}
@@ -230,14 +240,17 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("."))
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--blocks", type=int, default=BLOCKS)
-    parser.add_argument("--processes", type=int, default=PROCESSES)
+    parser.add_argument("--processes", type=int, default=PROCESSES, help="worker processes per app")
+    parser.add_argument("--warmup", type=int, default=WARMUP_REQUESTS, help="requests per app and method first")
+    parser.add_argument("--parallel", type=int, default=PARALLEL, help="callgrind processes at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append", action="store_true", help="add runs to existing files instead of replacing them")
     parser.add_argument("--variant", action="append", help="only these variants (default: all; baseline always)")
     parser.add_argument("--worker-plan", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-group", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_plan:
-        worker(args.requests, args.blocks, args.seed, args.worker_plan, args.variant)
+        worker(args.requests, args.blocks, args.seed, args.worker_plan, args.worker_group, args.warmup)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: instruction counts need callgrind (apt-get install valgrind)")
@@ -245,10 +258,11 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ctxbench-callgrind-") as tmp:
         # Side by side, one per core: an instruction count does not depend on what else runs (the point of it).
-        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            futures = [pool.submit(measure_process, index, args, Path(tmp)) for index in range(args.processes)]
+        jobs = [(group, index) for index in range(args.processes) for group in groups(args.variant)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+            futures = [pool.submit(measure_process, group, index, args, Path(tmp)) for group, index in jobs]
             per_process = [future.result() for future in futures]
-    print(f"callgrind: {args.processes} processes in {time.perf_counter() - started:.1f}s", flush=True)
+    print(f"callgrind: {len(jobs)} processes in {time.perf_counter() - started:.1f}s", flush=True)
     for path in write_suites(per_process, args):
         print(f"wrote {path}")
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "load": "load",
     "sweep": "load",
     "loadstats": "load",
+    "server_instructions": "load",
     "matrix": "matrix",
     "report": "report",
     "readme": "report",
@@ -47,7 +48,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
         # argparse drops a value of `--` (`--scenario=--` becomes no value at all and the default runs): refuse it.
-        for word in args if args is not None else sys.argv[1:]:
+        leaf = self._subparsers is None  # the command's own parser says it, with its own name
+        for word in (args if args is not None else sys.argv[1:]) if leaf else ():
             if word.startswith("-") and word.partition("=")[2] == "--":
                 self.error(f"argument {word.partition('=')[0]}: '--' is not a value")
         return super().parse_known_args(args, namespace)

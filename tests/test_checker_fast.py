@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
+from geventhttpclient.header import Headers
 
 from apps.harness import checker, inprocess, observability, registry, traffic
 from apps.harness.contract import AUDIT_HEADERS, REQUEST_ID_HEADER
@@ -171,3 +172,28 @@ def test_duplicate_keys_and_odd_ids_fall_back_to_the_full_judge() -> None:
     no_id = checker.Sent(None, spec.sent.user_id, spec.sent.tenant_id)  # the id then comes from the echo
     assert not checker.all_ok_body(no_id, headers, all_ok)
     assert not checker.all_ok_body(checker.Sent(spec.sent.request_id, 'u"1', None), headers, all_ok)  # needs escaping
+
+
+def client_headers(headers: dict[str, str]) -> Headers:
+    """The headers as locust's FastHttpUser hands them over: geventhttpclient's case-insensitive multimap."""
+    converted = Headers()
+    for name, value in headers.items():
+        converted.add(name.title(), value)  # the wire's spelling, not the lower-case one
+    return converted
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_client_headers_give_the_same_verdicts(name: str) -> None:
+    spec, headers, body = good()
+    mutation, _ = CRAFTED[name]
+    headers, raw = mutation(headers, body)
+    assert fast_judge()(spec, client_headers(headers), raw) == slow_judge()(spec, headers, raw)
+
+
+def test_a_repeated_client_header_falls_back_to_the_full_judge() -> None:
+    spec, headers, body = good()
+    repeated = client_headers(headers)
+    repeated.add(REQUEST_ID_HEADER, "other")  # two X-Request-ID lines: the lowered dict keeps the last
+    assert not checker.all_ok_body(spec.sent, repeated, dumps(body), True)
+    lowered = dict(headers) | {REQUEST_ID_HEADER.lower(): "other"}
+    assert fast_judge()(spec, repeated, dumps(body)) == slow_judge()(spec, lowered, dumps(body)) != []

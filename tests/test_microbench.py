@@ -132,7 +132,7 @@ NO_VALGRIND = "valgrind not installed: instruction counts need callgrind"
 def test_instruction_counts_smoke(tmp_path: Path) -> None:
     """bm_instructions.py end to end with one request per segment: pyperf files per app, read by the summary."""
     command = [sys.executable, str(Path(bm_instructions.__file__)), "--output-dir", str(tmp_path)]
-    command += ["--requests", "1", "--blocks", "1", "--processes", "1", "--variant", "contextvar_asgi"]
+    command += ["--requests", "1", "--blocks", "1", "--processes", "1", "--warmup", "1", "--variant", "contextvar_asgi"]
     with exclusive_run():  # callgrind runs Python ~100x slower: a core for about half a minute
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

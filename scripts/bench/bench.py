@@ -42,7 +42,8 @@ class Mode:
     # ~12 minutes (callgrind runs Python ~100x slower), so they have a mode of their own rather than blow `default`.
     instruction_requests: int = 0  # requests per segment
     instruction_blocks: int = 0  # segments of every app per process
-    instruction_processes: int = 0  # callgrind processes (side by side)
+    instruction_processes: int = 0  # callgrind processes per app (each app, the A/A twin and the depth apps alone)
+    instruction_warmup: int = 0  # requests per app and method before the first segment
     timed: bool = True  # False: only instruction counts; the CPU-time files of the last timed run stay as they are
 
 
@@ -83,7 +84,8 @@ MODES = {
         paired_processes=2,
         paired_block_requests=bm_paired.BLOCK_REQUESTS,
     ),
-    # Instruction counts only (`make bench MODE=instructions`): every variant, the A/A copy and the depth apps.
+    # Instruction counts only (`make bench MODE=instructions`): every variant, the A/A twin and the depth apps, each
+    # in callgrind processes of their own.
     "instructions": Mode(
         rounds=0,
         processes=0,
@@ -97,6 +99,7 @@ MODES = {
         instruction_requests=bm_instructions.REQUESTS,
         instruction_blocks=bm_instructions.BLOCKS,
         instruction_processes=bm_instructions.PROCESSES,
+        instruction_warmup=bm_instructions.WARMUP_REQUESTS,
         timed=False,
     ),
 }
@@ -206,6 +209,7 @@ def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> i
     command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(staging)]
     command += ["--requests", str(mode.instruction_requests), "--blocks", str(mode.instruction_blocks)]
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
+    command += ["--warmup", str(mode.instruction_warmup)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())

@@ -44,7 +44,7 @@ summary.json schema (all times are medians over every value of every run unless 
             spread_pct ((max - min) / median over every block of every process: the repeatability),
             process_spread_pct (the same over process means), runs, values, cpu_median_us and cpu_paired_added_pct
             (CPU time beside the count, from `apps`), vs_baseline (a count comparison);
-        aa: count comparison of baseline's second, separately imported instance against baseline, per method;
+        aa: count comparison of baseline measured in a callgrind process of its own against baseline, per method;
         aa_max_abs_pct, repeatability_max_spread_pct (largest spread_pct of any app or depth row);
         targets: contextvar_asgi against TARGET_REFERENCES, per method;
         depth: kind, depth, instructions, spread_pct, ..., added (over depth 0); depth_per_layer: {kind: slope}.

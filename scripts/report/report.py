@@ -12,7 +12,7 @@ from scripts.bench import stats as benchstats
 from scripts.bench.verify import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
 from scripts.common.arguments import existing_dir
-from scripts.load import load_charts, loadstats
+from scripts.load import load_charts, loadstats, server_instructions
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix
 from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
@@ -25,12 +25,14 @@ SOURCES = {
     "matrix": MATRIX_JSON,
     "bench": resultfiles.BENCH_DIR / "summary.json",
     "load": resultfiles.LOAD_DIR / "summary.json",
+    "server_instructions": server_instructions.RESULTS_DIR / server_instructions.RUN_NAME,
 }
 REPRODUCE = {
     "verify": "make verify (also the gate of make bench)",
     "bench": "make bench",
     "load": "make sweep; make sweep MODE=side|servers|latency|client|curves",
     "matrix": "make matrix",
+    "server_instructions": "ctxbench server_instructions",
     "report": "make report",
 }
 
@@ -209,6 +211,42 @@ def cells_markdown(load: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _server_instruction_lines(counts: dict | None) -> list[str]:
+    """The first figure of what a server costs: instructions per request of the whole server process (callgrind)."""
+    if not counts or not counts.get("rows"):
+        return []
+    default = serverconfig.DEFAULT.label
+    reference = registry.reference()
+    base = {(r["server"], r["method"]): r["instructions"] for r in counts["rows"] if r["app"] == reference}
+    lines = [
+        "",
+        "### What a server costs: instructions per request",
+        "",
+        f"The whole server process run under callgrind ({counts['counter']}) while one keep-alive connection sends "
+        f"the same fixed sequence of GETs and POSTs ({counts['long'] - counts['short']} requests per block, "
+        f"{counts['blocks']} blocks, after {counts['warmup']} warm-up requests per method): figures the host's speed "
+        f"cannot move. The A/A row is `{reference}` in a second server process. What the counts leave out: "
+        f"{counts['leaves_out']}; CPU time (below) is the second figure and sees them. Spread: max - min over blocks.",
+        "",
+        f"| server | app | method | instructions/request | spread | vs `{reference}`, same server "
+        f"| vs `{reference}` on {default} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    servers = list(dict.fromkeys(row["server"] for row in counts["rows"]))
+    twin = server_instructions.AA
+    for row in sorted(
+        counts["rows"],
+        key=lambda r: (servers.index(r["server"]), r["method"], r["app"] != reference, r["app"] != twin, r["app"]),
+    ):
+        versus = row.get("vs_baseline_pct")
+        ratio = row["instructions"] / base[(default, row["method"])] if (default, row["method"]) in base else None
+        lines.append(
+            f"| {row['server']} | `{row['app']}` | {row['method']} | {row['instructions']:,.0f} "
+            f"| {row['spread_pct']:.2f}% | {'-' if versus is None else f'{versus:+.2f}%'} | {_fmt(ratio, '.2f')} |"
+        )
+    return lines
+
+
 def _server_cost_lines(load: dict) -> list[str]:
     cost = load.get("server_cost")
     if not cost:
@@ -271,7 +309,7 @@ def _curves_lines(curves: dict | None) -> list[str]:
     return lines
 
 
-def _load_section(load: dict | None) -> list[str]:
+def _load_section(load: dict | None, server_counts: dict | None = None) -> list[str]:
     if load is None:
         return []
     clean = load.get("clean_cells") or {}
@@ -286,6 +324,7 @@ def _load_section(load: dict | None) -> list[str]:
         f"{_fmt(clean.get('median_requests'), '.0f')}). Every cell, with its counts: "
         f"[{CELLS_MD.name}]({CELLS_MD.relative_to(resultfiles.RESULTS)}).",
     ]
+    lines += _server_instruction_lines(server_counts)
     lines += _server_cost_lines(load)
     cost = load.get("cost")
     if cost:
@@ -396,7 +435,7 @@ def detail_pages(
         ],
         OBSERVABILITY_MD: observability.section(sources),
         BENCH_MD: _bench_section(sources["bench"]),
-        LOAD_MD: _load_section(sources["load"]),
+        LOAD_MD: _load_section(sources["load"], sources["server_instructions"]),
         SOAK_MD: soak_section(
             results_dir / resultfiles.SOAK_DIR.relative_to(results),
             results_dir / resultfiles.SOAK_FOLLOWUP_DIR.relative_to(results),
