@@ -77,6 +77,8 @@ class RowResult:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     first_error: str | None = None
+    # per connection of the row: the most requests answered on one TCP connection (a dropped one starts again at 0)
+    per_connection: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, statuses: list[int], sent: int, error: str | None) -> None:
@@ -99,6 +101,7 @@ class RowResult:
             "errors": self.errors,
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
             "first_error": self.first_error,
+            "answered_per_connection": list(self.per_connection),
         }
 
 
@@ -121,20 +124,27 @@ def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity:
                 numbers_now.append(number)
             return numbers_now
 
-    def connection() -> None:
+    def connection(index: int) -> None:
         client = PipelineClient(f"http://{host_header}", io_timeout_s=IO_TIMEOUT_S)
+        on_this = 0  # answered on the current TCP connection
         try:
             while time.monotonic() < deadline and (batch := take(row.depth)):
                 payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
                 try:
                     timed = client.exchange_raw(payload, len(batch))
                     result.add([item.response.status for item in timed], len(batch), None)
+                    on_this += len(timed)
                 except (OSError, ProtocolError) as exc:  # the client dropped the connection: the next batch reconnects
                     result.add([], len(batch), f"{type(exc).__name__}: {exc}")
+                with result.lock:
+                    result.per_connection[index] = max(result.per_connection[index], on_this)
+                if client.sock is None:  # closed (an error, or the server's "Connection: close")
+                    on_this = 0
         finally:
             client.close()
 
-    threads = [threading.Thread(target=connection, daemon=True) for _ in range(row.connections)]
+    result.per_connection = [0] * row.connections
+    threads = [threading.Thread(target=connection, args=(index,), daemon=True) for index in range(row.connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
