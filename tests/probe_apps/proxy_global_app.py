@@ -11,7 +11,7 @@ class RequestProxy:
     """Like werkzeug's LocalProxy: `isinstance(proxy, dict)` asks `__class__`, which raises without a request."""
 
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # noqa: N802
+    def __class__(self) -> type:
         raise RuntimeError("working outside of request context")
 
 
@@ -31,5 +31,7 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if user is not None:
         store.user.set(user.decode())  # set only when the request names a user, never cleared
     body = (store.user.get() or "anonymous").encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]}
+    )
     await send({"type": "http.response.body", "body": body})

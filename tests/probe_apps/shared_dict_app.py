@@ -17,5 +17,7 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if user is not None:
         state.get()["user"] = user.decode()
     body = state.get().get("user", "anonymous").encode()  # an anonymous request answers as the previous user
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]}
+    )
     await send({"type": "http.response.body", "body": body})
