@@ -137,10 +137,13 @@ def test_a_short_soak_runs_clean_and_writes_its_results(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", str(SHORT_BUDGET), "--segment", "3"]
     command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=LOCK_WAIT_S)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "[soak] PASSED" in done.stdout and "req/s" in done.stdout and "ETA" in done.stdout
+    # one 3 s segment holds too few memory samples to judge growth: clean traffic, but no memory verdict -> not PASSED
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[soak] INCONCLUSIVE" in done.stdout and "req/s" in done.stdout and "ETA" in done.stdout
     result = read_json(tmp_path / "summary.json")
-    assert result["complete"] and result["passed"] and result["requests"] >= SHORT_BUDGET
+    assert result["complete"] and not result["passed"] and result["requests"] >= SHORT_BUDGET
+    assert result["verdict"] == "INCONCLUSIVE" and result["pairs"][0]["verdict"] == "inconclusive"
+    assert "growth not judged" in result["pairs"][0]["why"]
     assert (result["leak"], result["lost"], result["other"]) == (0, 0, 0)
     pair = read_json(tmp_path / "contextvar_isolated--uvloop-httptools.json")
     assert set(pair["by_scenario"]) == {"get", "post", "stream", "mix", "pipeline"}  # every scenario, mixed

@@ -108,27 +108,19 @@ class RowResult:
 def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity: list[str]) -> RowResult:
     """Send `requests` requests of the row over its connections; bounded by ROW_TIMEOUT_S, errors counted."""
     result = RowResult(row)
-    numbers = itertools.count()  # shared by the connections: every other request carries identity values
-    lock = threading.Lock()
+    # Each connection its own share of the row (not a shared counter: a connection that starts late would get none,
+    # and a row must carry requests on every connection to show a connection-scoped leak).
+    shares = [requests // row.connections + (index < requests % row.connections) for index in range(row.connections)]
     deadline = time.monotonic() + ROW_TIMEOUT_S
     body = b"x" * row.body_bytes
     host_header = f"{host}:{port}"
 
-    def take(count: int) -> list[int]:
-        with lock:
-            numbers_now = []
-            for _ in range(count):
-                number = next(numbers)
-                if number >= requests:
-                    break
-                numbers_now.append(number)
-            return numbers_now
-
     def connection(index: int) -> None:
         client = PipelineClient(f"http://{host_header}", io_timeout_s=IO_TIMEOUT_S)
         on_this = 0  # answered on the current TCP connection
+        numbers = iter(range(index, index + shares[index]))  # every other request of a connection carries identity
         try:
-            while time.monotonic() < deadline and (batch := take(row.depth)):
+            while time.monotonic() < deadline and (batch := list(itertools.islice(numbers, row.depth))):
                 payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
                 try:
                     timed = client.exchange_raw(payload, len(batch))
