@@ -262,6 +262,7 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
                     generator.wait(server)
             finally:
                 generator.stop()  # before the server: a generator never outlives what it drives
+            exited = server.process.poll()  # before we stop it: not None means the server died during the run
         records = generator.records()
         window = window_of(records)
         result = result_of(spec, generator, server, sampler.between(*window), window)
@@ -270,6 +271,7 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
         "started": sorted(started),
         "left_behind": sorted(pid for pid in started if psutil.pid_exists(pid) and _alive(pid)),
     }
+    result["server_exited"] = exited
     result["environment"] = describe(spec.as_dict())
     if spec.scenario == scenarios.EACH:
         result["cells"] = split_by_scenario(result, records)

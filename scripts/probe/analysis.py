@@ -4,6 +4,43 @@ from __future__ import annotations
 
 from scripts.probe.driver import ServerResult
 
+# A connection-scoped leak (a request starting in the previous request's context on the same connection) needs two
+# requests answered on one connection: a row is conclusive only when each of its connections carried at least this many.
+MIN_ANSWERED_PER_CONNECTION = 2
+# A row is conclusive only when at most this share of its requests failed, and at most this share of the answered ones
+# went unseen by the sentinel: a verdict resting on requests not answered or not watched is no verdict.
+MAX_ERROR_SHARE = 0.1
+STALE, CLEAN, INCONCLUSIVE = "stale state found", "no stale state", "inconclusive"
+
+
+def inconclusive_reason(row: dict) -> str | None:
+    """Why a row cannot show a leak (requests not sent, not answered, not seen, too few per connection), or None."""
+    sent, answered, errors, seen = row["sent"], row["answered"], row["errors"], row["seen"]
+    if sent == 0:
+        return "no request was sent"
+    reasons = []
+    if errors > MAX_ERROR_SHARE * sent:
+        reasons.append(f"{errors} of {sent} requests failed ({row.get('first_error') or 'no answer'})")
+    if answered - seen > MAX_ERROR_SHARE * sent:
+        reasons.append(f"the sentinel saw {seen} of {answered} answered requests")
+    per_connection = row.get("answered_per_connection") or []
+    short = [count for count in per_connection if count < MIN_ANSWERED_PER_CONNECTION]
+    if not per_connection or short:
+        reasons.append(
+            f"{len(short) if per_connection else 'no'} of {len(per_connection)} connections carried fewer than"
+            f" {MIN_ANSWERED_PER_CONNECTION} answered requests (a connection-scoped leak cannot show)"
+        )
+    if row.get("sentinel_errors"):
+        reasons.append(f"the sentinel failed on {row['sentinel_errors']} requests ({row.get('sentinel_error')})")
+    return "; ".join(reasons) or None
+
+
+def row_verdict(row: dict) -> str:
+    """Stale state found outranks everything: a leak seen before a failure still counts."""
+    if row["stale"]:
+        return STALE
+    return INCONCLUSIVE if row["inconclusive"] else CLEAN
+
 
 def _merge(findings: list[dict]) -> list[dict]:
     """Findings of several worker processes for one row, keyed by ContextVar name and module."""
@@ -14,8 +51,8 @@ def _merge(findings: list[dict]) -> list[dict]:
             key,
             {"name": key[0], "module": key[1], "type": finding["type"], "count": 0, "data_leaks": 0, "hashes": {}},
         )
-        into["count"] += finding["count"]
-        into["data_leaks"] += finding["data_leaks"]
+        for counter in ("count", "data_leaks", "shared", "read_before_fresh"):
+            into[counter] = into.get(counter, 0) + finding.get(counter, 0)
         for digest, count in finding["hashes"].items():
             into["hashes"][digest] = into["hashes"].get(digest, 0) + count
         if finding.get("values"):
@@ -38,8 +75,15 @@ def server_document(result: ServerResult) -> dict:
                 "stale_requests": max((item["count"] for item in stale), default=0),
                 # requests that saw a value another request sent (counted once however many ContextVars held it)
                 "data_leaks": sum(report.get("leaking_requests", {}).get(phase, 0) for report in result.reports),
+                "sentinel_errors": sum(report.get("sentinel_errors", {}).get(phase, 0) for report in result.reports),
+                "sentinel_error": next(
+                    (report["sentinel_last_error"] for report in result.reports if report.get("sentinel_last_error")),
+                    None,
+                ),
             }
         )
+        rows[-1]["inconclusive"] = inconclusive_reason(rows[-1])
+        rows[-1]["verdict"] = row_verdict(rows[-1])
     baseline = result.reports[0]["baseline"] if result.reports else []
     return {
         **result.config.as_dict(),
@@ -48,6 +92,9 @@ def server_document(result: ServerResult) -> dict:
         "baseline": baseline,
         "rows": rows,
         "stale_found": any(row["stale"] for row in rows),
+        "inconclusive": [
+            f"{row['kind']} {row['method']} {row['path']}: {row['inconclusive']}" for row in rows if row["inconclusive"]
+        ],
     }
 
 
@@ -57,15 +104,17 @@ def _where(item: dict) -> str:
 
 def table(servers: list[dict]) -> str:
     """server x traffic -> stale ContextVars with the number of requests that started with each, data-level leaks."""
-    header = ("server", "traffic", "answered/sent", "stale ContextVars (requests)", "data-level leaks")
+    header = ("server", "traffic", "answered/sent", "stale ContextVars (requests)", "data-level leaks", "row")
     lines: list[tuple[str, ...]] = [header]
     for server in servers:
         for row in server["rows"]:
-            stale = ", ".join(f"{item['name']} ×{item['count']}" for item in row["stale"]) or "none"
+            stale = ", ".join(_finding(item) for item in row["stale"]) or "none"
             if row["isolated"]:
                 stale += f" (+{row['isolated']} stale on entry, unused: the app runs them in a fresh Context)"
             traffic = f"{row['kind']} {row['method']} {row['path']}"
-            lines.append((server["label"], traffic, f"{row['answered']}/{row['sent']}", stale, str(row["data_leaks"])))
+            verdict = row["verdict"] if row["verdict"] != INCONCLUSIVE else "INCONCLUSIVE (see below)"
+            answered = f"{row['answered']}/{row['sent']}"
+            lines.append((server["label"], traffic, answered, stale, str(row["data_leaks"]), verdict))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     rendered = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -87,15 +136,51 @@ def table(servers: list[dict]) -> str:
                 details += [f"      value {value}" for value in item.get("values", [])]
     if details:
         rendered += ["", "stale ContextVars (created in, value type, sha256 of repr(value)):", *details]
+    unsure = [f"  {server['label']} / {line}" for server in servers for line in server.get("inconclusive", [])]
+    if unsure:
+        rendered += ["", "inconclusive rows (no verdict: the evidence was not gathered):", *unsure]
     return "\n".join(rendered)
 
 
+def _finding(item: dict) -> str:
+    text = f"{item['name']} ×{item['count']}"
+    notes = []
+    if item.get("shared"):
+        notes.append(f"shared object from the baseline ×{item['shared']}")
+    if item.get("read_before_fresh"):
+        notes.append(f"read before the app's fresh Context ×{item['read_before_fresh']}")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def server_verdict(server: dict) -> str:
+    if server["stale_found"]:
+        return STALE
+    return INCONCLUSIVE if server.get("inconclusive") else CLEAN
+
+
 def verdict(servers: list[dict]) -> str:
-    leaking = [server["label"] for server in servers if server["stale_found"]]
-    clean = [server["label"] for server in servers if not server["stale_found"]]
+    """One line: stale state found on ...; inconclusive on ... (why); no stale state on ..."""
+    by = {key: [s for s in servers if server_verdict(s) == key] for key in (STALE, INCONCLUSIVE, CLEAN)}
     parts = []
-    if leaking:
-        parts.append(f"stale state found on: {', '.join(leaking)}")
-    if clean:
-        parts.append(f"no stale state on: {', '.join(clean)}")
+    if by[STALE]:
+        parts.append(f"stale state found on: {', '.join(s['label'] for s in by[STALE])}")
+    if by[INCONCLUSIVE]:
+        unsure = [f"{s['label']} ({s['inconclusive'][0]}{' and more' if len(s['inconclusive']) > 1 else ''})"
+                  for s in by[INCONCLUSIVE]]  # fmt: skip
+        parts.append(f"INCONCLUSIVE (no verdict) on: {', '.join(unsure)}")
+    if by[CLEAN]:
+        parts.append(f"no stale state on: {', '.join(s['label'] for s in by[CLEAN])}")
     return "; ".join(parts)
+
+
+EXIT_CLEAN, EXIT_STALE, EXIT_INCONCLUSIVE = 0, 1, 3  # 2 is bad usage or a target that cannot run (command.py)
+
+
+def exit_code(servers: list[dict]) -> int:
+    """1 when stale state was found anywhere (whatever else could not be judged), 3 when nothing stale was found but
+    some row is inconclusive, 0 only when every row of every server was judged clean."""
+    if any(server["stale_found"] for server in servers):
+        return EXIT_STALE
+    if any(server.get("inconclusive") for server in servers):
+        return EXIT_INCONCLUSIVE
+    return EXIT_CLEAN

@@ -1,7 +1,10 @@
 """Is my app affected? Serve MODULE:APP behind a sentinel under real servers and report stale ContextVars.
 
-Exit codes: 0 no stale state on any server probed, 1 stale state found, 2 bad usage or a target that cannot be served
-(one line on stderr, never a traceback), 130 interrupted (every server stopped first).
+Exit codes: 0 every row of every server probed was judged and none had stale state, 1 stale state found (whatever
+else could not be judged), 2 bad usage or a target that cannot be served (one line on stderr, never a traceback),
+3 inconclusive: nothing stale found, but some row could not be judged (requests failed, too few answered on a
+connection, unseen by the sentinel; the summary line names the servers and why), 130 interrupted (every server
+stopped first).
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from scripts.common.arguments import (
     executable,
     existing_dir,
     header_name,
+    int_range,
     one_of,
     output_file,
-    positive_int,
     typed,
     url_path,
 )
@@ -30,10 +33,12 @@ from scripts.load.process import LeftBehind
 from scripts.load.servers import ServerConfig
 from scripts.probe import analysis
 from scripts.probe.driver import ProbeError, Target, install_sentinel, preflight, probe_server
-from scripts.probe.traffic import plan
+from scripts.probe.traffic import KEEPALIVE_CONNECTIONS, PIPELINE_CONNECTIONS, plan
 
 DEFAULT_REQUESTS = 200  # per row: enough for pipelined requests to start inside earlier ones many times over
 MAX_REQUESTS = 100_000
+# Fewer, and some connection of a row cannot carry the requests a connection-scoped leak needs to show.
+MIN_REQUESTS = analysis.MIN_ANSWERED_PER_CONNECTION * max(KEEPALIVE_CONNECTIONS, PIPELINE_CONNECTIONS)
 PROG = "ctxbench probe"
 
 
@@ -76,9 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--requests",
-        type=positive_int(MAX_REQUESTS),
+        type=int_range(MIN_REQUESTS, MAX_REQUESTS),
         default=DEFAULT_REQUESTS,
-        help="requests per row (server x traffic)",
+        help=f"requests per row (server x traffic), at least {MIN_REQUESTS}: each connection needs "
+        f"{analysis.MIN_ANSWERED_PER_CONNECTION} answered requests to show a leak",
     )
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
@@ -170,6 +176,8 @@ def probe(
         "identity_headers": list(identity),
         "servers": documents,
         "stale_found": any(document["stale_found"] for document in documents),
+        "inconclusive": any(document["inconclusive"] for document in documents),
+        "exit_code": analysis.exit_code(documents),
     }
 
 
@@ -204,4 +212,4 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, document)
         print(f"JSON written to {args.json}")
-    return 1 if document["stale_found"] else 0
+    return document["exit_code"]

@@ -16,12 +16,21 @@ What it does, per process (a server with several workers has one sentinel each, 
   middleware), so the stale context the server hands over is never visible to any of its code. A private marker
   ContextVar set by the sentinel on stale requests tells the two apart at the app's first receive/send: marker there,
   the app runs in (a copy of) the stale context and the finding counts; marker gone, the request is counted as
-  "isolated" and does not fail the probe. The stale entry values count even if the app overwrites them later: code
-  that runs before the overwrite (an access log, an outer middleware) sees them.
+  "isolated" and does not fail the probe, unless code of the app read a stale ContextVar (`ContextVar.get`, or
+  `contextvars.copy_context()`, which reads them all) in the handed-over context before or after its fresh Context
+  (an outer access-log or request-id middleware): those values count, as "read before the app's fresh Context". To
+  see those reads, a stale request's app is stepped in a Context the sentinel holds (same task, same values, copied
+  back to the task's own Context at the end) with a profile hook on those steps only. The stale entry values count
+  even if the app overwrites them later: code that runs before the overwrite sees them.
+- Shared objects: a value that is the baseline's own object (a ContextVar set at import to a dict that requests
+  mutate) is never stale, but every request sees what the previous ones put in it: such values are searched for
+  other requests' identity values at the entry of every request, and a hit is a data-level leak ("shared").
 - Data-level leaks: the driver sends a fresh `ctxp-<16 hex>` value in each `--identity-header` on alternate
   requests; a stale value whose repr/str contains such a value that this process received in another request is a
   value of one request visible inside another.
 - Findings go to `report-<pid>.json` in CTXBENCH_PROBE_DIR (rewritten atomically), failures to `status-<pid>.json`.
+- Its own bookkeeping never fails a request: a value or ContextVar it cannot describe is recorded as such and the
+  finding is kept; any other failure of its own is counted (`sentinel_errors`), which makes the row inconclusive.
 - `python ctxbench_probe_sentinel.py --preflight MODULE...` imports the app once and says which MODULEs (the
   servers and their loops/parsers) are importable in this interpreter, as one JSON line, without a traceback.
 """
@@ -53,6 +62,10 @@ VALUE_PREVIEW = 200
 # The sentinel's only ContextVar, set on stale requests alone, to tell whether the app runs in the context it is handed.
 MARKER: contextvars.ContextVar = contextvars.ContextVar("ctxbench_probe_marker")
 COUNT_WRITE_INTERVAL_S = 0.2  # request counts alone are rewritten at most this often; findings at once
+# Values of these types cannot change in place: a baseline object of one of them cannot carry another request's data.
+IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), frozenset, range)
+STALE, SHARED = "stale", "shared"
+LOOP_MODULES = ("asyncio", "uvloop", "concurrent.futures")  # they copy a context for a callback; they read nothing
 
 
 def _last_line(text: str) -> str:
@@ -139,15 +152,90 @@ def creator_module(var: contextvars.ContextVar) -> str | None:
         try:
             if any(item is var for item in list(vars(module).values())):
                 return name
-        except TypeError:
+        except Exception:  # a module without a usable __dict__: skip it
             continue
     for name, module in modules:
         try:
             if any(_holds(item, var) for item in list(vars(module).values())):
                 return name
-        except TypeError:
+        except Exception:  # isinstance() asks __class__, which a request proxy raises from: skip that module
             continue
     return None
+
+
+class _ReadWatch:
+    """A profile hook that notes reads of the suspect ContextVars: `ContextVar.get`, and `contextvars.copy_context()`
+    called by code other than the event loop's (which copies a context for a callback, reading nothing)."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+        self.read: set[int] = set()
+        self.everything = False
+        self.active = True
+
+    def hook(self, frame: Any, event: str, arg: Any) -> None:
+        if event != "c_call":
+            return
+        try:
+            if arg is contextvars.copy_context:
+                caller = str(frame.f_globals.get("__name__", ""))
+                if not caller.startswith(LOOP_MODULES):
+                    self.everything = True
+            elif getattr(arg, "__name__", None) == "get":
+                owner = id(getattr(arg, "__self__", None))
+                if owner in self.ids:
+                    self.read.add(owner)
+        except Exception:  # the hook runs inside the app's code: it must never raise there
+            pass
+
+
+class _Stepped:
+    """Runs a coroutine in the current task, every step of it inside `context`, watched by `watch` while it is active.
+
+    The same task and the same values as awaiting the coroutine directly (a task the app or the server creates copies
+    `context`, as it would have copied the task's own); `_adopt` copies the app's changes back at the end. The point
+    is a live handle on the Context the app runs in, and a profile hook on those steps alone (not on other requests').
+    """
+
+    def __init__(self, coro: Any, context: contextvars.Context, watch: _ReadWatch) -> None:
+        self.coro = coro
+        self.context = context
+        self.watch = watch
+
+    def step(self, method: Any, arg: Any) -> Any:
+        if not self.watch.active:
+            return self.context.run(method, arg)
+        previous = sys.getprofile()
+        sys.setprofile(self.watch.hook)
+        try:
+            return self.context.run(method, arg)
+        finally:
+            sys.setprofile(previous)
+
+    def __await__(self) -> Any:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = self.step(self.coro.send, value) if error is None else self.step(self.coro.throw, error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                self.context.run(self.coro.close)
+                raise
+            except BaseException as exc:  # cancellation included: thrown into the app, as awaiting it would
+                error = exc
+
+
+def _adopt(context: contextvars.Context) -> None:
+    """Set in the current Context what the app left in `context`: as if it had run in this task's own Context."""
+    current = contextvars.copy_context()
+    for var, value in context.items():
+        if var not in current or current[var] is not value:
+            var.set(value)
 
 
 class Sentinel:
@@ -166,13 +254,29 @@ class Sentinel:
         self.isolated: dict[str, int] = {}  # phase -> stale requests whose app ran in a Context of its own
         self.leaking_requests: dict[str, int] = {}  # phase -> requests that saw another request's identity value
         self.modules: dict[contextvars.ContextVar, str | None] = {}
+        self.errors: dict[str, int] = {}  # phase -> requests whose bookkeeping failed (never the request itself)
+        self.last_error: str | None = None
         self.started_up = False
         self.last_write = 0.0
 
     def describe(self, var: contextvars.ContextVar, value: object) -> dict:
-        if var not in self.modules:
-            self.modules[var] = creator_module(var)
-        return {"name": var.name, "module": self.modules[var], "type": _type_name(value)}
+        """Name, module and type; whatever goes wrong here is recorded as such, never raised into a request."""
+        try:
+            if var not in self.modules:
+                self.modules[var] = creator_module(var)
+            module = self.modules[var]
+        except Exception as exc:
+            module = f"could not describe: {type(exc).__name__}"
+        try:
+            kind = _type_name(value)
+        except Exception as exc:
+            kind = f"could not describe: {type(exc).__name__}"
+        return {"name": str(getattr(var, "name", "?")), "module": module, "type": kind}
+
+    def failed(self, phase: str, exc: BaseException) -> None:
+        """The sentinel's own failure: counted (the row is then inconclusive), never raised into the request."""
+        self.errors[phase] = self.errors.get(phase, 0) + 1
+        self.last_error = f"{type(exc).__name__}: {_last_line(str(exc))}"[:VALUE_PREVIEW]
 
     def report(self) -> dict:
         return {
@@ -183,6 +287,8 @@ class Sentinel:
             "stale": self.stale,
             "leaking_requests": self.leaking_requests,
             "isolated": self.isolated,
+            "sentinel_errors": self.errors,
+            "sentinel_last_error": self.last_error,
         }
 
     def write(self, force: bool = False) -> None:
@@ -191,52 +297,70 @@ class Sentinel:
             self.last_write = now
             _write_json(f"report-{os.getpid()}.json", self.report())
 
-    def stale_at_entry(self, context: contextvars.Context) -> list[tuple[contextvars.ContextVar, object]]:
-        """ContextVars absent from the baseline or holding another value (neither the same object nor equal)."""
+    def foreign(self, value: object, own: set[str]) -> set[str]:
+        """Identity values of other requests that this value's repr/str holds."""
+        if not self.seen_tokens:
+            return set()
+        return {token for token in TOKEN_RE.findall(_text(value)) if token in self.seen_tokens} - own
+
+    def suspects_at_entry(self, context: contextvars.Context, own: set[str]) -> list[tuple[Any, object, str]]:
+        """Stale ContextVars (absent from the baseline or holding another value, neither the same object nor equal),
+        and baseline objects that hold another request's identity value (a shared mutable object)."""
         assert self.baseline is not None
-        stale = []
+        suspects: list[tuple[Any, object, str]] = []
         for var, value in context.items():
             if var is MARKER:
                 continue
             if var in self.baseline:
                 old = self.baseline[var]
                 if old is value:
+                    if not issubclass(type(value), IMMUTABLE) and self.foreign(value, own):
+                        suspects.append((var, value, SHARED))
                     continue
                 try:
                     if bool(old == value):
                         continue
                 except Exception:  # an __eq__ that raises: the values are not the same
                     pass
-            stale.append((var, value))
-        return stale
+            suspects.append((var, value, STALE))
+        return suspects
 
-    def record(self, phase: str, stale: list[tuple[contextvars.ContextVar, object]], own: set[str], used: bool) -> None:
-        if not used:
-            self.isolated[phase] = self.isolated.get(phase, 0) + 1
-            return
+    def record(self, phase: str, suspects: list[tuple[Any, object, str]], own: set[str], read: bool = False) -> None:
         leaked = False
-        for var, value in stale:
-            key = f"{var.name}@{id(var)}"
-            finding = self.stale.setdefault(phase, {}).get(key)
-            if finding is None:
-                finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
-                self.stale[phase][key] = finding
-            finding["count"] += 1
-            digest = _short_hash(value)
-            finding["hashes"][digest] = finding["hashes"].get(digest, 0) + 1
-            foreign = {token for token in TOKEN_RE.findall(_text(value)) if token in self.seen_tokens} - own
-            if foreign:
-                finding["data_leaks"] += 1
-                leaked = True
-            if self.show_values and len(finding["values"]) < 5:
-                try:
-                    preview = repr(value)[:VALUE_PREVIEW]
-                except Exception:
-                    preview = "<unrepresentable>"
-                if preview not in finding["values"]:
-                    finding["values"].append(preview)
+        for var, value, kind in suspects:
+            try:
+                leaked = self.record_one(phase, var, value, kind, own, read) or leaked
+            except Exception as exc:  # never into the request; the row becomes inconclusive
+                self.failed(phase, exc)
         if leaked:
             self.leaking_requests[phase] = self.leaking_requests.get(phase, 0) + 1
+
+    def record_one(self, phase: str, var: Any, value: object, kind: str, own: set[str], read: bool) -> bool:
+        key = f"{var.name}@{id(var)}"
+        finding = self.stale.setdefault(phase, {}).get(key)
+        if finding is None:
+            finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
+            finding.update(shared=0, read_before_fresh=0)
+            self.stale[phase][key] = finding
+        finding["count"] += 1
+        if kind == SHARED:
+            finding["shared"] += 1
+        if read:
+            finding["read_before_fresh"] += 1
+        digest = _short_hash(value)
+        finding["hashes"][digest] = finding["hashes"].get(digest, 0) + 1
+        # a shared object was a suspect for holding another request's value at entry; the app may have changed it since
+        leaked = kind == SHARED or bool(self.foreign(value, own))
+        if leaked:
+            finding["data_leaks"] += 1
+        if self.show_values and len(finding["values"]) < 5:
+            try:
+                preview = repr(value)[:VALUE_PREVIEW]
+            except Exception:
+                preview = "<unrepresentable>"
+            if preview not in finding["values"]:
+                finding["values"].append(preview)
+        return leaked
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -269,36 +393,72 @@ class Sentinel:
         self.seen_tokens.update(own)
         self.requests[phase] = self.requests.get(phase, 0) + 1
         scope = dict(scope, headers=headers)
-        stale = self.stale_at_entry(context)
-        if not stale:
+        try:
+            suspects = self.suspects_at_entry(context, own)
+        except Exception as exc:
+            self.failed(phase, exc)
+            suspects = []
+        if not suspects:
             self.write()
             await self.app(scope, receive, send)
             return
-        # Does the app run in this context (then it sees the stale values) or in one of its own (a fresh Context per
-        # request, as contextvar_isolated does)? A private marker set here is visible where the app talks to the
-        # server (its first receive or send) only in the first case. Set only on stale requests: no cost otherwise.
+        await self.watched(phase, scope, receive, send, suspects, own)
+
+    async def watched(
+        self, phase: str, scope: dict, receive: Any, send: Any, suspects: list[tuple[Any, object, str]], own: set[str]
+    ) -> None:
+        """Run the app on a request that starts with suspect values, and tell whether any of its code saw them.
+
+        Does the app run in this context (then it sees them) or in one of its own (a fresh Context per request, as
+        contextvar_isolated does)? A private marker set here is visible where the app talks to the server (its first
+        receive or send) only in the first case. In the second, only code that ran in this context before (or after)
+        the fresh one could have seen them: its reads are watched (see `_Stepped`). Only suspect requests pay this.
+        """
         marker = object()
-        MARKER.set(marker)
+        handed = contextvars.copy_context()  # the values the app would see; held, so that its changes stay visible
+        handed.run(MARKER.set, marker)
+        watch = _ReadWatch({id(var) for var, _, _ in suspects})
         settled: list[bool] = []
 
         def settle(used: bool) -> None:
-            if not settled:
-                settled.append(used)
-                self.record(phase, stale, own, used)
+            if settled:
+                return
+            settled.append(used)
+            if used:
+                watch.active = False  # counted already: no need to watch its reads
+                self.record(phase, suspects, own)
                 self.write(force=True)
 
         async def watched_receive() -> Any:
-            settle(MARKER.get(None) is marker)
+            try:
+                settle(MARKER.get(None) is marker)
+            except Exception as exc:
+                self.failed(phase, exc)
             return await receive()
 
         async def watched_send(message: Any) -> None:
-            settle(MARKER.get(None) is marker)
+            try:
+                settle(MARKER.get(None) is marker)
+            except Exception as exc:
+                self.failed(phase, exc)
             await send(message)
 
         try:
-            await self.app(scope, watched_receive, watched_send)
+            await _Stepped(self.app(scope, watched_receive, watched_send), handed, watch)
         finally:
-            settle(True)  # never talked to the server: assume it used the context it was given
+            try:
+                if not settled:
+                    settle(True)  # never talked to the server: assume it used the context it was given
+                elif not settled[0]:
+                    read = [item for item in suspects if watch.everything or id(item[0]) in watch.read]
+                    if read:
+                        self.record(phase, read, own, read=True)
+                    else:
+                        self.isolated[phase] = self.isolated.get(phase, 0) + 1
+                    self.write(force=True)
+            except Exception as exc:
+                self.failed(phase, exc)
+            _adopt(handed)
 
     async def answer(self, path: str, send: Any) -> None:
         if path == FLUSH_PATH:
@@ -321,8 +481,14 @@ class Sentinel:
                 _fail(f"the app failed at startup: {_last_line(message.get('message', '')) or 'no message'}")
             await send(message)
 
+        async def shutdown_aware() -> Any:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                self.write(force=True)  # a worker the driver's flush did not reach: its last counts, before it exits
+            return message
+
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, shutdown_aware, watch)
         except BaseException as exc:
             if not self.started_up:
                 # Servers treat an app that raises here as one without lifespan support, or give up: either way

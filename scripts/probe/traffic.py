@@ -77,6 +77,8 @@ class RowResult:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     first_error: str | None = None
+    # per connection of the row: the most requests answered on one TCP connection (a dropped one starts again at 0)
+    per_connection: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, statuses: list[int], sent: int, error: str | None) -> None:
@@ -99,42 +101,42 @@ class RowResult:
             "errors": self.errors,
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
             "first_error": self.first_error,
+            "answered_per_connection": list(self.per_connection),
         }
 
 
 def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity: list[str]) -> RowResult:
     """Send `requests` requests of the row over its connections; bounded by ROW_TIMEOUT_S, errors counted."""
     result = RowResult(row)
-    numbers = itertools.count()  # shared by the connections: every other request carries identity values
-    lock = threading.Lock()
+    # Each connection its own share of the row (not a shared counter: a connection that starts late would get none,
+    # and a row must carry requests on every connection to show a connection-scoped leak).
+    shares = [requests // row.connections + (index < requests % row.connections) for index in range(row.connections)]
     deadline = time.monotonic() + ROW_TIMEOUT_S
     body = b"x" * row.body_bytes
     host_header = f"{host}:{port}"
 
-    def take(count: int) -> list[int]:
-        with lock:
-            numbers_now = []
-            for _ in range(count):
-                number = next(numbers)
-                if number >= requests:
-                    break
-                numbers_now.append(number)
-            return numbers_now
-
-    def connection() -> None:
+    def connection(index: int) -> None:
         client = PipelineClient(f"http://{host_header}", io_timeout_s=IO_TIMEOUT_S)
+        on_this = 0  # answered on the current TCP connection
+        numbers = iter(range(index, index + shares[index]))  # every other request of a connection carries identity
         try:
-            while time.monotonic() < deadline and (batch := take(row.depth)):
+            while time.monotonic() < deadline and (batch := list(itertools.islice(numbers, row.depth))):
                 payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
                 try:
                     timed = client.exchange_raw(payload, len(batch))
                     result.add([item.response.status for item in timed], len(batch), None)
+                    on_this += len(timed)
                 except (OSError, ProtocolError) as exc:  # the client dropped the connection: the next batch reconnects
                     result.add([], len(batch), f"{type(exc).__name__}: {exc}")
+                with result.lock:
+                    result.per_connection[index] = max(result.per_connection[index], on_this)
+                if client.sock is None:  # closed (an error, or the server's "Connection: close")
+                    on_this = 0
         finally:
             client.close()
 
-    threads = [threading.Thread(target=connection, daemon=True) for _ in range(row.connections)]
+    result.per_connection = [0] * row.connections
+    threads = [threading.Thread(target=connection, args=(index,), daemon=True) for index in range(row.connections)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -37,25 +37,38 @@ SIGMAS = 3.0
 # within that noise: a pair fails only above it too. With ~8k fitted requests a pair still catches ~260 bytes kept per
 # request (a context with a few values; a task or a connection costs several KiB); each pair reports its resolution.
 NOISE_FLOOR_BYTES = 2 * MAX_BODY_BYTES
+# One-second RSS samples are autocorrelated (a step stays up for many samples), so the least-squares error computed as
+# if they were independent is too small. Batch means: the fitted residuals in this many contiguous batches; the
+# variance of their means, times the batch size, estimates the long-run variance the slope's error is taken with.
+BATCHES = 5
+MIN_BATCH_POINTS = 2  # fewer fitted samples than BATCHES x this: the error cannot be estimated, growth not judged
 
 
 @dataclass
 class MemorySampler(BackgroundSampling):
-    """Samples the summed RSS and open fds of fixed server processes (taken from the main thread, once per segment,
-    because `Managed.processes()` mutates its map and is not safe to call from this thread)."""
+    """Samples the summed RSS and open fds of the server's processes, re-reading them (the root and its descendants,
+    by psutil directly: `Managed.processes()` mutates its map and is not safe from this thread) at every sample, so a
+    worker restarted mid-soak is in the sum and its PID change is in the samples."""
 
-    processes: list[psutil.Process]
-    samples: list[dict[str, float]] = field(default_factory=list)  # {"t", "rss", "fds", "processes"}
+    root: psutil.Process
+    samples: list[dict] = field(default_factory=list)  # {"t", "rss", "fds", "processes", "pids"}
     interval_s: ClassVar[float] = SAMPLE_INTERVAL_S
+
+    def current(self) -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            return [self.root, *self.root.children(recursive=True)]
+        return []
 
     def sample(self) -> None:
         rss = fds = alive = 0
-        for proc in self.processes:
+        pids = []
+        for proc in self.current():
             with contextlib.suppress(psutil.Error):
                 rss += proc.memory_info().rss
                 fds += proc.num_fds()
                 alive += 1
-        self.samples.append({"t": time.time(), "rss": rss, "fds": fds, "processes": alive})
+                pids.append(proc.pid)
+        self.samples.append({"t": time.time(), "rss": rss, "fds": fds, "processes": alive, "pids": sorted(pids)})
 
 
 def requests_at(when: float, before: int, requests: int, window: tuple[float, float] | None) -> float:
@@ -80,20 +93,38 @@ def slope(points: list[tuple[float, float]]) -> float | None:
 
 
 def standard_error(points: list[tuple[float, float]], fitted_slope: float) -> float | None:
-    """Standard error of the least-squares slope (None with fewer than three points)."""
-    if len(points) < 3:
+    """Standard error of the least-squares slope, with the residual variance taken as the larger of the independent
+    one and the batch-means estimate of the long-run variance (autocorrelated samples); None with too few points."""
+    if len(points) < max(3, BATCHES * MIN_BATCH_POINTS):
         return None
-    mean_x = sum(x for x, _ in points) / len(points)
-    mean_y = sum(y for _, y in points) / len(points)
-    spread = sum((x - mean_x) ** 2 for x, _ in points)
-    residual = sum((y - mean_y - fitted_slope * (x - mean_x)) ** 2 for x, y in points)
-    return math.sqrt(residual / (len(points) - 2) / spread) if spread else None
+    ordered = sorted(points)
+    mean_x = sum(x for x, _ in ordered) / len(ordered)
+    mean_y = sum(y for _, y in ordered) / len(ordered)
+    spread = sum((x - mean_x) ** 2 for x, _ in ordered)
+    if not spread:
+        return None
+    residuals = [y - mean_y - fitted_slope * (x - mean_x) for x, y in ordered]
+    independent = sum(r * r for r in residuals) / (len(residuals) - 2)
+    size = len(residuals) // BATCHES
+    means = [sum(residuals[i * size : (i + 1) * size]) / size for i in range(BATCHES)]
+    grand = sum(means) / BATCHES
+    long_run = size * sum((m - grand) ** 2 for m in means) / (BATCHES - 1)
+    return math.sqrt(max(independent, long_run) / spread)
+
+
+def resolution_bytes(error_mib: float | None, span: float) -> int | None:
+    """The smallest growth, in bytes kept per request, that the rule fails: above the bound by SIGMAS errors, and
+    adding up to more than the noise floor over the fitted requests."""
+    if error_mib is None or not span:
+        return None
+    by_bound = (BOUND_MIB_PER_100K + SIGMAS * error_mib) * MIB / PER_REQUESTS
+    return math.ceil(max(by_bound, NOISE_FLOOR_BYTES / span))
 
 
 def growth(points: list[tuple[float, float]], total_requests: int) -> dict[str, object]:
     """RSS growth per 100k requests over (cumulative requests, RSS bytes) after the warm-up, with its standard error;
-    judged when enough requests follow the warm-up: failed when above the bound by more than SIGMAS errors and when
-    what it adds up to over the fitted window is above the allocator's noise floor."""
+    judged when enough requests and samples follow the warm-up: failed when above the bound by more than SIGMAS errors
+    and when what it adds up to over the fitted window is above the allocator's noise floor."""
     start = WARMUP_SHARE * total_requests
     fitted = [(x, y) for x, y in points if x >= start]
     span = (max(x for x, _ in fitted) - min(x for x, _ in fitted)) if fitted else 0.0
@@ -105,20 +136,28 @@ def growth(points: list[tuple[float, float]], total_requests: int) -> dict[str, 
     grown = per_request * span if per_request is not None else None
     failed = judged and mib - SIGMAS * error_mib > BOUND_MIB_PER_100K and grown > NOISE_FLOOR_BYTES
     rss = [y for _, y in points]
+    if judged:
+        why = None
+    elif span < MIN_FIT_REQUESTS:
+        why = f"fewer than {MIN_FIT_REQUESTS} requests after the warm-up"
+    else:
+        why = f"fewer than {BATCHES * MIN_BATCH_POINTS} memory samples after the warm-up"
     return {
         "mib_per_100k_requests": mib,
         "standard_error_mib": error_mib,
+        "standard_error_method": f"batch means ({BATCHES} batches), at least the independent-samples error",
         "bound_mib_per_100k_requests": BOUND_MIB_PER_100K,
         "sigmas": SIGMAS,
         "judged": judged,
         "passed": not failed if judged else None,
-        "why_not_judged": None if judged else f"fewer than {MIN_FIT_REQUESTS} requests after the warm-up",
+        "why_not_judged": why,
         "warmup_requests": round(start),
         "fitted_points": len(fitted),
         "fitted_requests": round(span),
         "grown_mib": grown / MIB if grown is not None else None,
         "noise_floor_mib": NOISE_FLOOR_BYTES / MIB,
-        "resolution_bytes_per_request": round(NOISE_FLOOR_BYTES / span) if span else None,
+        # the smallest memory kept per request the rule would fail here: bound + SIGMAS errors, and the noise floor
+        "resolution_bytes_per_request": resolution_bytes(error_mib, span) if judged else None,
         "rss_mib_first": rss[0] / MIB if rss else None,
         "rss_mib_last": rss[-1] / MIB if rss else None,
         "rss_mib_max": max(rss) / MIB if rss else None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scripts.common.results import read_json
+from scripts.soak import memory
+from scripts.soak.verdict import FAILED, INCOMPLETE, INCONCLUSIVE, PASSED, headline, pair_verdict
 
 SUMMARY_NAME = "summary.json"
 
@@ -25,8 +27,19 @@ def _growth(growth: dict | None) -> str:
 
 
 def _resolution(growth: dict) -> str:
-    value = growth.get("resolution_bytes_per_request") if growth.get("judged") else None
+    """What the rule can catch here: the bound plus SIGMAS standard errors, and the noise floor over the fitted
+    requests, in bytes kept per request (recomputed from the figures: older results stated the floor alone)."""
+    if not growth.get("judged"):
+        return "-"
+    value = memory.resolution_bytes(growth.get("standard_error_mib"), growth.get("fitted_requests") or 0)
     return "-" if value is None else f"{value:,}"
+
+
+def _result(pair: dict) -> str:
+    verdict, why = pair_verdict(pair)
+    if verdict == "passed":
+        return "ok"
+    return f"**{verdict}**: {why}" if verdict == "failed" else f"inconclusive: {why}"
 
 
 def _followup(path: Path) -> list[str]:
@@ -37,7 +50,7 @@ def _followup(path: Path) -> list[str]:
     lines = ["", f"Follow-up (`results/{path.parent.name}/`), the same rule on more requests:", ""]
     for pair in summary["pairs"]:
         growth = pair.get("growth") or {}
-        verdict = "passed" if pair["passed"] else "**failed**"
+        verdict = {"passed": "passed", "failed": "**failed**"}.get(pair_verdict(pair)[0], "**inconclusive**")
         lines.append(
             f"- `{pair['variant']}` on {pair['server']['label']}, alone: {pair['requests']:,} requests, leak "
             f"{pair['leak']} / lost {pair['lost']} / other {pair['other']}, RSS {_mib(growth.get('rss_mib_first'))} → "
@@ -54,16 +67,14 @@ def _pair_name(pair: dict) -> str:
 
 
 def _pair_figure(pair: dict) -> str:
-    """What failed a pair: its memory growth (and what it added up to), or its failures, or its error."""
+    """What failed a pair: its memory growth (and what it added up to), or why else it failed."""
     growth = pair.get("growth") or {}
-    if pair.get("leak") or pair.get("lost") or pair.get("other"):
-        return f"leak {pair['leak']} / lost {pair['lost']} / other {pair['other']}"
-    if growth.get("judged") and not growth.get("passed", True):
+    if growth.get("passed") is False and not (pair["leak"] or pair["lost"] or pair["other"]):
         return (
             f"{_growth(growth)} per 100k requests, {growth.get('grown_mib', 0):.1f} MiB over "
             f"{growth.get('fitted_requests', 0):,} requests"
         )
-    return (pair.get("error") or "failed").splitlines()[0]
+    return pair_verdict(pair)[1] or "failed"
 
 
 def _followed_up(pair: dict, followup: dict | None) -> str:
@@ -71,7 +82,7 @@ def _followed_up(pair: dict, followup: dict | None) -> str:
     for again in (followup or {}).get("pairs", []):
         if again["variant"] == pair["variant"] and again["server"]["label"] == pair["server"]["label"]:
             growth = again.get("growth") or {}
-            verdict = "passed" if again["passed"] else "failed"
+            verdict = pair_verdict(again)[0]
             return (
                 f"; the follow-up, alone and longer: {_growth(growth)} per 100k over "
                 f"{growth.get('fitted_requests', 0):,} requests, {verdict}"
@@ -84,8 +95,17 @@ def failure_lines(summary: dict, followup: dict | None) -> list[str]:
     return [
         f"{_pair_name(pair)} ({_pair_figure(pair)}{_followed_up(pair, followup)})"
         for pair in summary["pairs"]
-        if not pair["passed"]
+        if pair_verdict(pair)[0] == "failed"
     ]
+
+
+# The soak's headline in words, from its verdict (scripts.soak.verdict.headline).
+TITLE = {
+    PASSED: "passed",
+    FAILED: "failed on {failed} of {pairs} pairs",
+    INCONCLUSIVE: "inconclusive: nothing failed, but some pair could not be judged",
+    INCOMPLETE: "incomplete: interrupted or short of its budget ({failed} pairs failed so far)",
+}
 
 
 def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
@@ -118,19 +138,19 @@ def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[st
     followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
     followup = read_json(followup_path) if followup_path and followup_path.exists() else None
     failed = failure_lines(summary, followup)
-    headline = "passed" if summary["passed"] else f"failed on {len(failed)} of {len(summary['pairs'])} pairs"
-    if summary["passed"]:
-        verdict = "passed"
-    elif summary["complete"]:
-        verdict = "**failed**"
-    else:
-        verdict = "**incomplete** (interrupted or unfinished: the figures cover what was done)"
+    title = TITLE[headline(summary)].format(failed=len(failed), pairs=len(summary["pairs"]))
+    verdict = {
+        PASSED: "passed",
+        FAILED: "**failed**",
+        INCONCLUSIVE: "**inconclusive** (nothing failed, but some pair could not be judged: see its result)",
+        INCOMPLETE: "**incomplete** (interrupted or unfinished: the figures cover what was done)",
+    }[headline(summary)]
     bound = summary["growth_bound_mib_per_100k_requests"]
     floor = f"{summary['growth_noise_floor_mib']:g} MiB" if "growth_noise_floor_mib" in summary else "no floor"
     lines = [
         "## Soak",
         "",
-        f"**Verdict: {headline}.**",
+        f"**Verdict: {title}.**",
         "",
         *(f"- {line}" for line in failed),
         "",
@@ -143,8 +163,11 @@ def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[st
         f"growth exceeds {bound:g} MiB per 100k requests by more than {summary.get('growth_sigmas', 3):g} standard "
         f"errors and when what it adds up to over those requests exceeds {floor} (the allocator's high-water "
         f"noise: two of the largest request bodies); judged when at least {summary['growth_min_fit_requests']:,} "
-        "requests follow the warm-up. The resolution column is the smallest memory kept per request that the pair "
-        "would have caught.",
+        "requests follow the warm-up (a pair not judged is inconclusive, never passed). The standard error is taken "
+        "by batch means, since one-second RSS samples are autocorrelated. The resolution column is the smallest "
+        "memory kept per request that the rule fails on that pair: the bound plus "
+        f"{summary.get('growth_sigmas', 3):g} standard errors, or the noise floor over its fitted requests, whichever "
+        "is larger.",
         "",
         "| approach | server configuration | requests | leak / lost / other | RSS first → last (max), MiB "
         "| growth per 100k requests | resolution, bytes per request | open fds at end | result |",
@@ -153,7 +176,7 @@ def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[st
     for pair in summary["pairs"]:
         growth = pair.get("growth") or {}
         fds = pair.get("fds_last")
-        result = "ok" if pair["passed"] else (pair.get("error") or "failed").splitlines()[0]
+        result = _result(pair)
         lines.append(
             f"| `{pair['variant']}` | {pair['server']['label']} | {pair['requests']:,} "
             f"| {pair['leak']} / {pair['lost']} / {pair['other']} "

@@ -4,13 +4,14 @@ report calls correct and on the server configurations it calls correct for it; s
 One long-lived server per (variant, configuration), driven by repeated locust segments of every scenario at once
 (`loadtests.scenarios.EACH`): a context, task or connection retained per request accumulates over the server's whole
 life, so one server per pair shows it as steady RSS growth, where a server per segment would restart the count.
-It fails on any leak, lost value or unexpected status, on a server or generator that dies, and on RSS growth above
-`memory.BOUND_MIB_PER_100K` per 100k requests after the warm-up (beyond its noise, see memory.py). Results: one JSON
-per pair and `summary.json`, written atomically after every segment into a staging directory next to results/soak/
-(scripts.common.staged): a complete soak replaces the previous one in one swap; an incomplete one (Ctrl-C, a pair
-that could not finish, an error) is written as it is, with `"complete": false`, to results/soak.incomplete/ (the
-`--out` directory's `.incomplete` sibling, replacing the previous incomplete one) and leaves the previous complete
-soak untouched.
+It fails on any leak, lost value or unexpected status, on a server (or one of its workers) that dies, and on RSS growth
+above `memory.BOUND_MIB_PER_100K` per 100k requests after the warm-up (beyond its noise, see memory.py); a pair whose
+growth could not be judged (too few requests after the warm-up) or that the harness stopped is inconclusive, never
+passed (scripts/soak/verdict.py). Results: one JSON per pair and `summary.json`, written atomically after every
+segment into a staging directory next to results/soak/ (scripts.common.staged): a complete soak replaces the previous
+one in one swap; an incomplete one (Ctrl-C, a pair that could not finish, an error) is written as it is, with
+`"complete": false`, to results/soak.incomplete/ (the `--out` directory's `.incomplete` sibling, replacing the
+previous incomplete one) and leaves the previous complete soak untouched.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, free_port, serve
 from scripts.load.settings import QUICK_USERS, SERVER_CPUS
 from scripts.soak import memory, plan
+from scripts.soak.verdict import headline, pair_passed, pair_verdict
 
 SUMMARY_NAME = "summary.json"
 INCOMPLETE_SUFFIX = ".incomplete"  # results/soak.incomplete/: a soak that did not complete, next to the complete one
@@ -49,7 +51,11 @@ ALL_BUCKETS = (WARMUP, MEASURED, AFTER)  # the segments have no warm-up: every r
 
 
 class SoakFailure(RuntimeError):
-    """A pair could not finish: its server or its generator died, or a segment made no progress."""
+    """A pair could not finish: its generator died, or a segment made no progress (the harness: inconclusive)."""
+
+
+class ServerDied(SoakFailure):
+    """The server, or one of its processes (a worker restarted mid-soak), exited: a failure of what is soaked."""
 
 
 def pair_name(variant: str, config: serverconfig.ServerConfig) -> str:
@@ -73,6 +79,7 @@ def new_pair(variant: str, config: serverconfig.ServerConfig, target: int) -> di
         "fds_last": None,
         "complete": False,
         "error": None,
+        "server_died": False,
     }
 
 
@@ -114,9 +121,10 @@ def add_segment(pair: dict, records: list[dict], sampled: list[dict], seconds: f
     return segment
 
 
-def pair_passed(pair: dict) -> bool:
-    growth_ok = (pair["growth"] or {}).get("passed") is not False
-    return pair["complete"] and not pair["error"] and not (pair["leak"] or pair["lost"] or pair["other"]) and growth_ok
+def replaced_processes(started: list[int], samples: list[dict]) -> list[int]:
+    """PIDs the server started with that a later sample no longer saw (a worker that died and was replaced)."""
+    seen = [set(sample["pids"]) for sample in samples if sample.get("pids")]
+    return sorted(set(started) - seen[-1]) if seen else []
 
 
 class Soak:
@@ -151,6 +159,7 @@ class Soak:
                         self.soak_pair(pair, config)
                 except RuntimeError as error:  # SoakFailure, LeftBehind: one broken pair must not lose the rest
                     pair["error"] = str(error)
+                    pair["server_died"] = isinstance(error, ServerDied)
                     print(f"[soak] ERROR {variant} on {config.label}: {error}", flush=True)
                 self.save_pair(pair)
                 self.save_summary()
@@ -167,11 +176,11 @@ class Soak:
         port = free_port()
         with tempfile.TemporaryDirectory(prefix="ctxbench-soak-") as tmp:
             with serve(registry.get(variant), config, port, SERVER_CPUS) as server:
-                processes = server.processes()  # fixed for the pair: a worker that restarts shows as lost RSS
+                processes = server.processes()  # the sampler re-reads them every second; these must all stay alive
                 pair["server"]["pids"] = sorted(proc.pid for proc in processes)
                 while pair["requests"] < pair["target_requests"]:
                     workdir = Path(tmp) / f"segment{len(pair['segments'])}"
-                    self.segment(pair, config, server, processes, port, workdir)
+                    self.segment(pair, config, server, port, workdir)
                 pair["server"]["command"] = server.command
             pair["server"]["left_behind"] = []  # serve() raises LeftBehind otherwise
         pair["complete"] = True
@@ -181,7 +190,6 @@ class Soak:
         pair: dict,
         config: serverconfig.ServerConfig,
         server: Managed,
-        processes: list[psutil.Process],
         port: int,
         workdir: Path,
     ) -> None:
@@ -192,7 +200,7 @@ class Soak:
         generator = bounded_run.Generator(spec, port, workdir)
         started = time.time()
         interrupted = False
-        with memory.MemorySampler(processes) as sampler:
+        with memory.MemorySampler(psutil.Process(server.pid)) as sampler:
             try:
                 generator.start()
                 generator.wait(server)  # a server that dies ends the segment at once
@@ -207,7 +215,11 @@ class Soak:
             segment["interrupted"] = True
             raise KeyboardInterrupt
         if server.process.poll() is not None:
-            raise SoakFailure(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
+            raise ServerDied(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
+        gone = replaced_processes(pair["server"]["pids"], sampler.samples)
+        server.processes()  # remember any new worker, so that the final stop covers it
+        if gone:
+            raise ServerDied(f"server process(es) {gone} exited during the soak (a worker restarted)")
         if not records:
             raise SoakFailure(f"the generator wrote no record (exit code {generator.returncode})")
         if segment["requests"] == 0:
@@ -238,11 +250,12 @@ class Soak:
         pairs = [
             {key: value for key, value in pair.items() if key not in ("samples", "segments")}
             | {"segments": len(pair["segments"]), "passed": pair_passed(pair), "file": f"{self.pair_file(pair)}"}
+            | dict(zip(("verdict", "why"), pair_verdict(pair), strict=True))
             for pair in self.pairs
         ]
         complete = not self.interrupted and len(self.pairs) == len(self.plan) and all(p["complete"] for p in pairs)
         totals = {key: sum(pair[key] for pair in self.pairs) for key in ("requests", "leak", "lost", "other")}
-        return {
+        summary = {
             "schema": 1,
             "complete": complete,
             "interrupted": self.interrupted,
@@ -258,10 +271,13 @@ class Soak:
             "growth_min_fit_requests": memory.MIN_FIT_REQUESTS,
             "growth_sigmas": memory.SIGMAS,
             "growth_noise_floor_mib": memory.NOISE_FLOOR_BYTES / memory.MIB,
+            "growth_standard_error": f"batch means over {memory.BATCHES} batches (autocorrelated samples)",
             "plan": [{"variant": variant, "server": config.label} for variant, config in self.plan],
             "pairs": pairs,
             "environment": self.environment,
         }
+        summary["verdict"] = headline(summary)
+        return summary
 
     @staticmethod
     def pair_file(pair: dict) -> str:
@@ -332,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
         summary = soak.summary()
         if summary["complete"]:
             stage.publish_to(None)
-    verdict = "PASSED" if summary["passed"] else "FAILED" if summary["complete"] else "INCOMPLETE"
+    verdict = summary["verdict"]
     written = out if summary["complete"] else incomplete
     print(
         f"[soak] {verdict}: {summary['requests']:,} requests, leak {summary['leak']} lost {summary['lost']} "

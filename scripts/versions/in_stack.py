@@ -37,8 +37,9 @@ def verdicts(name: str, count: int) -> dict[str, object]:
             registry.get(name) if hasattr(registry, "get") else next(v for v in registry.VARIANTS if v.name == name)
         )
         variant.load()
-    except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
-        # TypeError/SyntaxError too: an old FastAPI rejecting an annotation or signature it does not know yet
+    except Exception as exc:
+        # Anything: an old FastAPI rejecting an annotation (TypeError), pydantic 1's ConfigError, an AssertionError in
+        # a library's import; one variant that cannot run must not take the others down with it.
         return {"status": CANNOT_RUN, "reason": reason(exc)}
     counts: dict[str, dict[str, int] | str] = {}
     for scenario in registry.SCENARIOS:
@@ -46,7 +47,11 @@ def verdicts(name: str, count: int) -> dict[str, object]:
     for scenario in registry.CHAINED:
         counts[f"{scenario}{FRESH_SUFFIX}"] = measure(conformance, variant, scenario, count, fresh=True)
     measured = {s: c for s, c in counts.items() if isinstance(c, dict) and s in registry.SCENARIOS}
-    problems = conformance.scenario_problems(variant, measured) if len(measured) == len(registry.SCENARIOS) else None
+    try:
+        complete = len(measured) == len(registry.SCENARIOS)
+        problems = conformance.scenario_problems(variant, measured) if complete else None
+    except Exception as exc:
+        problems = [f"{CANNOT_RUN}: {reason(exc)}"]
     return {"status": "ran", "failures": counts, "registry_problems": problems}
 
 
@@ -64,7 +69,7 @@ def matrix() -> dict[str, object]:
     try:
         run = importlib.import_module("scripts.matrix.matrix")
         m = run.m
-    except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
+    except Exception as exc:
         return {"status": CANNOT_RUN, "reason": reason(exc)}
     cells: dict[str, dict[str, dict[str, str]]] = {}
     for kind in m.MECHANISMS:

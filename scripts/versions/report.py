@@ -34,6 +34,8 @@ INPROCESS = {
 DEFAULT_PATHS = ("concurrent",)
 FRESH_PATHS = ("concurrent",)
 CORRECT, WITH_RESET, INCORRECT = "correct", "correct only with --reset-contextvars", "leaks or loses"
+INCONCLUSIVE = "inconclusive"  # a verdict that would rest on a path not measured: never shown as correct
+HUNT = "hunt"  # key of the reason when the leak hunt did not run at all
 
 
 def load(results_dir: Path = resultfiles.RESULTS) -> list[dict]:
@@ -48,11 +50,13 @@ def load(results_dir: Path = resultfiles.RESULTS) -> list[dict]:
 
 
 def label_of(failures: dict[str, int] | str | None) -> str:
-    """Worst verdict of one failure count dict: a leak outranks a loss, which outranks anything else."""
+    """Worst verdict of one failure count dict: a leak outranks a loss, which outranks anything else. An `error: ...`
+    string is the harness failing on that path (an API that broke at request time), not a property measured: cannot
+    run."""
     if failures is None:
         return NOT_RUN
     if isinstance(failures, str):
-        return OTHER
+        return CANNOT
     names = [name for name, count in failures.items() if count]
     if any(Failure.parse(name).is_leak for name in names):
         return LEAK
@@ -62,6 +66,8 @@ def label_of(failures: dict[str, int] | str | None) -> str:
 
 
 def hunt_label(cell: dict | None) -> str:
+    """A leak or a loss seen counts whatever happened after it; a server that died or answered nothing is the harness
+    failing (cannot run), never a leak and never ok."""
     if cell is None:
         return NOT_RUN
     if cell["status"] == "n/a":
@@ -69,12 +75,22 @@ def hunt_label(cell: dict | None) -> str:
     if cell["status"] != "ran":
         return CANNOT
     scenarios = cell["scenarios"].values()
-    if not any(s["requests"] for s in scenarios):
-        return OTHER
-    for key, label in (("leak", LEAK), ("lost", LOST), ("other", OTHER)):
+    for key, label in (("leak", LEAK), ("lost", LOST)):
         if any(s[key] for s in scenarios):
             return label
-    return OK
+    if cell.get("server_died") is not None or not any(s["requests"] for s in scenarios):
+        return CANNOT
+    return OTHER if any(s["other"] for s in scenarios) else OK
+
+
+def hunt_reason(cell: dict | None) -> str:
+    if cell is None:
+        return "not run"
+    if cell["status"] != "ran":
+        return str(cell.get("reason") or cell["status"])
+    if cell.get("server_died") is not None:
+        return f"the server died during the run (exit code {cell['server_died']})"
+    return "no request was answered"
 
 
 def hunt_configs(result: dict) -> list[str]:
@@ -84,36 +100,71 @@ def hunt_configs(result: dict) -> list[str]:
 
 def cells(result: dict, variant: str) -> dict[str, str]:
     """path -> label for one stack and variant (in-process paths, then each server configuration)."""
+    return cells_and_reasons(result, variant)[0]
+
+
+def cells_and_reasons(result: dict, variant: str) -> tuple[dict[str, str], dict[str, str]]:
+    """path -> label, and path -> why it could not run (for the `cannot run` labels)."""
     if result.get("status") != "ran":
-        return {}
-    measured = (result.get("inprocess") or {}).get("variants", {}).get(variant)
+        return {}, {}
+    inprocess = result.get("inprocess") or {}
+    measured = inprocess.get("variants", {}).get(variant)
     row: dict[str, str] = {}
+    why: dict[str, str] = {}
     for path in INPROCESS:
-        if measured is None:
+        if inprocess.get("status") == "error":  # the stack's interpreter failed before writing anything
+            row[path], why[path] = CANNOT, f"in-process run failed: {inprocess.get('reason')}"
+        elif measured is None:
             row[path] = NOT_RUN
         elif measured.get("status") != "ran":
-            row[path] = CANNOT
+            row[path], why[path] = CANNOT, str(measured.get("reason"))
         else:
-            row[path] = label_of(measured["failures"].get(path))
-    runs = (result.get("hunt") or {}).get("runs", {}).get(variant, {})
+            failures = measured["failures"].get(path)
+            row[path] = label_of(failures)
+            if isinstance(failures, str):
+                why[path] = failures
+    hunt = result.get("hunt") or {}
+    runs = hunt.get("runs", {}).get(variant, {})
     for config in hunt_configs(result):
         row[config] = hunt_label(runs.get(config))
-    return row
+        if row[config] == CANNOT:
+            why[config] = hunt_reason(runs.get(config))
+    if "runs" not in hunt and row:
+        why[HUNT] = f"leak hunt not run ({hunt.get('reason') or 'no hunt in this result'})"
+    return row, why
 
 
 def verdict(row: dict[str, str]) -> str:
-    """Correct: nothing leaks or is lost on any path of the server's default; else correct with the reset flag."""
+    """Correct: nothing leaks or is lost on any judged path of the server's default (in-process concurrent, every
+    plain server configuration), each of them measured; else correct with the reset flag. A leak or a loss seen on a
+    judged path is reported whatever else could not run; a verdict that would rest on a path not measured (cannot
+    run, not run, the hunt skipped) is inconclusive."""
     if not row or all(label == NOT_RUN for label in row.values()):
         return NOT_RUN  # the variant was left out of this stack's run (--variant): no verdict, not a failure
-    if any(label == CANNOT for label in row.values()):
-        return CANNOT
-    plain = [row[p] for p in DEFAULT_PATHS] + [row[c] for c in row if c not in INPROCESS and not c.endswith("-reset")]
+    servers = [c for c in row if c not in INPROCESS]
+    plain = [row[p] for p in DEFAULT_PATHS] + [row[c] for c in servers if not c.endswith("-reset")]
+    fresh = [row[p] for p in FRESH_PATHS] + [row[c] for c in servers if c.endswith("-reset")]
+    failed = (LEAK, LOST, OTHER)
+    if any(label in failed for label in plain):
+        if all(label == OK for label in fresh) and any(c.endswith("-reset") and row[c] == OK for c in servers):
+            return WITH_RESET
+        return INCORRECT  # even if the reset runs could not be judged: the default leaks
+    if not any(not c.endswith("-reset") for c in servers):
+        return INCONCLUSIVE  # the hunt did not run: the in-process path alone does not make a stack correct
     if all(label == OK for label in plain):
         return CORRECT
-    fresh = [row[p] for p in FRESH_PATHS] + [row[c] for c in row if c.endswith("-reset")]
-    if all(label == OK for label in fresh) and any(c.endswith("-reset") and row[c] == OK for c in row):
-        return WITH_RESET
-    return INCORRECT
+    return INCONCLUSIVE
+
+
+def inconclusive_reason(row: dict[str, str], why: dict[str, str]) -> str:
+    """The first reason a row could not be judged (a path that could not run, the hunt not run)."""
+    judged = [*DEFAULT_PATHS, *(c for c in row if c not in INPROCESS and not c.endswith("-reset"))]
+    for path in judged:
+        if row.get(path) == CANNOT:
+            return f"{INPROCESS.get(path, path)}: cannot run: {why.get(path, '?')}"
+        if row.get(path) == NOT_RUN:
+            return f"{INPROCESS.get(path, path)}: not run"
+    return why.get(HUNT, "not judged")
 
 
 def variants_of(results: list[dict]) -> list[str]:
@@ -181,19 +232,25 @@ def chart(results: list[dict], path: Path) -> Path | None:
 
 
 def approach_lines(results: list[dict]) -> list[str]:
-    """Per approach: the stacks it is correct on, correct only with the reset flag, wrong, or cannot run."""
+    """Per approach: the stacks it is correct on, correct only with the reset flag, wrong, or inconclusive (why)."""
     ran = [r for r in results if r.get("status") == "ran"]
     lines = [
-        "| approach | correct | correct only with `--reset-contextvars` | leaks or loses | cannot run |",
+        "| approach | correct | correct only with `--reset-contextvars` | leaks or loses "
+        "| inconclusive (cannot run, hunt not run) |",
         "|---|---|---|---|---|",
     ]
     for variant in variants_of(ran):
-        by: dict[str, list[str]] = {CORRECT: [], WITH_RESET: [], INCORRECT: [], CANNOT: []}
+        by: dict[str, list[str]] = {CORRECT: [], WITH_RESET: [], INCORRECT: [], INCONCLUSIVE: []}
         for result in ran:
-            by.setdefault(verdict(cells(result, variant)), []).append(result["stack"]["name"])
+            row, why = cells_and_reasons(result, variant)
+            found = verdict(row)
+            name = result["stack"]["name"]
+            if found == INCONCLUSIVE:
+                name = f"{name} ({inconclusive_reason(row, why)})"
+            by.setdefault(found, []).append(name)
         lines.append(
             f"| `{variant}` | "
-            + " | ".join(", ".join(by[key]) or "-" for key in (CORRECT, WITH_RESET, INCORRECT, CANNOT))
+            + " | ".join(", ".join(by[key]) or "-" for key in (CORRECT, WITH_RESET, INCORRECT, INCONCLUSIVE))
             + " |"
         )
     return lines
@@ -264,7 +321,8 @@ def stacks_lines(results: list[dict]) -> list[str]:
     for result in results:
         stack, env = result["stack"], result.get("environment", {})
         if result.get("status") != "ran":
-            lines.append(f"| {stack['name']} | {stack['python']} | | | | | | | skipped: {result.get('note', '')} |")
+            status = result.get("status", "skipped")
+            lines.append(f"| {stack['name']} | {stack['python']} | | | | | | | {status}: {result.get('note', '')} |")
             continue
         packages = env.get("packages", {})
         reset = (result.get("hunt") or {}).get("reset_flag")
@@ -290,6 +348,9 @@ def grid_lines(results: list[dict]) -> list[str]:
             for path, label in found.items():
                 if label not in (OK, NA):
                     bad.setdefault(label, []).append(INPROCESS.get(path, path).replace("in-process ", ""))
+            if not bad and verdict(found) == INCONCLUSIVE:
+                row.append(f"{INCONCLUSIVE}: leak hunt not run")  # every in-process path ok is not a verdict
+                continue
             row.append("ok" if not bad else "; ".join(f"{label}: {', '.join(p)}" for label, p in bad.items()))
         lines.append(f"| {result['stack']['name']} | " + " | ".join(row) + " |")
     return lines
@@ -310,7 +371,10 @@ def versions_section(results_dir: Path = resultfiles.RESULTS) -> list[str]:
         f"leak hunt (the stack's uvicorn, every load scenario at once, {hunt.get('duration_s', '?')} s per variant × "
         "server configuration). *Correct*: no leak and no loss in-process with concurrent requests and on the "
         "stack's real uvicorn in both default configurations; *correct only with `--reset-contextvars`*: clean on "
-        "the `-reset` server runs where the stack's uvicorn has the flag. The in-process one-connection paths model "
+        "the `-reset` server runs where the stack's uvicorn has the flag; *inconclusive*: nothing leaked or was lost "
+        "where it was measured, but a judged path was not (it could not run, its server died, the hunt was skipped): "
+        "no verdict. A leak seen anywhere is reported even if another path could not run. "
+        "The in-process one-connection paths model "
         "a server that starts the next request in the previous one's context; they are shown, not judged, since "
         "what a stack's server really does is measured by its own runs.",
         "",

@@ -54,10 +54,23 @@ def inside(env: envs.Env, requests: int, variants: tuple[str, ...]) -> dict:
         out = Path(tmp) / "inside.json"
         command = [str(env.python), "-m", "scripts.versions.in_stack", str(out), str(requests), *variants]
         # subprocess.run kills the child on Ctrl-C (any exception) before re-raising: nothing is left running
-        done = subprocess.run(command, cwd=environment.ROOT, timeout=INSIDE_TIMEOUT_S, check=False)
+        try:
+            done = subprocess.run(
+                command, cwd=environment.ROOT, timeout=INSIDE_TIMEOUT_S, check=False, stderr=subprocess.PIPE, text=True
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": "error", "reason": f"the in-process run took longer than {INSIDE_TIMEOUT_S} s"}
+        except OSError as exc:
+            return {"status": "error", "reason": f"the stack's interpreter could not start: {exc}"}
         if done.returncode != 0 or not out.exists():
-            return {"status": "error", "reason": f"{' '.join(command)} exited with {done.returncode}"}
-        return json.loads(out.read_text())
+            sys.stderr.write(done.stderr or "")
+            tail = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
+            last = tail[-1][:300] if tail else "no output"
+            return {"status": "error", "reason": f"exited with {done.returncode}: {last}"}
+        try:
+            return json.loads(out.read_text())
+        except ValueError as exc:
+            return {"status": "error", "reason": f"unreadable result: {exc}"}
 
 
 def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration_s: float, warmup_s: float) -> dict:
@@ -67,8 +80,9 @@ def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration
     try:
         with exclusive_run():  # the load sweeps hold the same lock between runs; we wait for the machine
             result = execute(spec, python=str(env.python))
-    except (RuntimeError, OSError) as exc:  # e.g. the server did not start: the variant's API is missing here
-        return {"status": "cannot run", "reason": str(exc).strip().splitlines()[-1][:300] if str(exc) else repr(exc)}
+    except Exception as exc:  # the harness failed (the server did not start, a timeout): no verdict, never a leak
+        text = str(exc).strip()
+        return {"status": "cannot run", "reason": text.splitlines()[-1][:300] if text else type(exc).__name__}
     by_scenario = {
         cell["run"]["scenario"]: {
             key: cell["failures_total"][key] for key in ("requests", "leak", "lost", "other", "failures")
@@ -81,6 +95,7 @@ def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration
         "locust_exit_code": result["locust"]["exit_code"],
         "left_behind": result["processes"]["left_behind"],
         "server_command": result["commands"]["server"],
+        "server_died": result.get("server_exited"),  # exit code of a server that died mid-run: not a verdict
     }
 
 
@@ -173,8 +188,8 @@ def run_stack(env: envs.Env, options: argparse.Namespace, out: Path) -> Path:
     return resultfiles.write_json(out / f"{env.stack.name}.json", data)
 
 
-def skipped(stack: Stack, note: str, out: Path) -> Path:
-    data = {"stack": stack_record(stack), "status": "skipped", "note": note, "environment": environment.describe()}
+def skipped(stack: Stack, note: str, out: Path, status: str = "skipped") -> Path:
+    data = {"stack": stack_record(stack), "status": status, "note": note, "environment": environment.describe()}
     return resultfiles.write_json(out / f"{stack.name}.json", data)
 
 
@@ -207,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     versions_dir = args.results_dir / "versions"
     # Staged, swap with carry-over (scripts.common.staged): results/versions/ is this command's alone, but a run of
     # some stacks (--stack) replaces only their files; the other stacks' are carried over. Nothing is replaced unless
-    # every chosen stack was run or skipped with its reason; VERSIONS.md and the chart are drawn after, from the files.
+    # every chosen stack was run, skipped or marked "cannot run" with its reason; VERSIONS.md and the chart are drawn
+    # after, from the files.
     with staged_run(versions_dir, replaces=()) as stage:
         for index, stack in enumerate(chosen, start=1):
             print(f"[{index}/{len(chosen)}] {stack.name} (Python {stack.python}; {pins_text(stack)})", flush=True)
@@ -222,7 +238,13 @@ def run(args: argparse.Namespace) -> int:
                 skipped(stack, f"virtualenv could not be built: {exc}", stage.dir)
                 continue
             stack_started = time.monotonic()
-            path = run_stack(env, args, stage.dir)
+            try:
+                path = run_stack(env, args, stage.dir)
+            except Exception as exc:  # e.g. a TimeoutExpired asking its uvicorn: mark this stack, go on with the others
+                text = str(exc).strip()
+                reason = f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"[:300]
+                print(f"  cannot run: {reason}", flush=True)
+                path = skipped(stack, reason, stage.dir, status="cannot run")
             print(f"  staged {path.name} ({time.monotonic() - stack_started:.0f}s)", flush=True)
     for path in report.render(args.results_dir):
         print(f"wrote {path}")
