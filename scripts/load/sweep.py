@@ -1,7 +1,8 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
 quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
-         configuration drive every scenario at once, one result per scenario (about 20 minutes)
+         configuration drive every scenario at once, one result per scenario; each run stops when every cell's
+         verdict is settled (scripts.load.hunt; --dry-run prints the plan and its estimated time)
 full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side_by_side):
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from apps.harness import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
-from scripts.load import bounded_run, side_by_side
+from scripts.load import bounded_run, hunt, side_by_side
 from scripts.load import servers as serverconfig
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
@@ -35,6 +36,7 @@ from scripts.load.settings import (
     FULL_DURATION_S,
     FULL_USERS,
     FULL_WARMUP_S,
+    HUNT_STOP_AT,
     QUICK_DURATION_S,
     QUICK_USERS,
     QUICK_WARMUP_S,
@@ -97,7 +99,7 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
         # starting them per cell cost more than the cells. The saved results are still one per scenario.
         each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
         cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
-        duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
+        duration, warmup, stop_at = QUICK_DURATION_S, QUICK_WARMUP_S, HUNT_STOP_AT
     elif mode == FULL:
         cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.ALL for s in chosen_scenarios]
         duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
@@ -105,9 +107,12 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
         cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS
         duration, warmup = LATENCY_DURATION_S, SIDE_WARMUP_S
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
+    stop_at = stop_at if mode == QUICK else 0
     for index, (users, config, scenario) in enumerate(cells):
         for variant in rotated(variants, index):
-            yield bounded_run.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
+            yield bounded_run.RunSpec(
+                variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode, stop_at=stop_at
+            )
 
 
 def progress(done: int, total: int, started: float) -> str:
@@ -154,5 +159,7 @@ def run(args: argparse.Namespace) -> int:
         return side_by_side.run_rounds(variants, args.dry_run)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
-    specs = plan(args.mode, variants, chosen)
-    return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
+    specs = (s for s in plan(args.mode, variants, chosen) if not args.server or s.config.label in args.server)
+    if args.mode == QUICK:  # runs that stop when settled, timed as a whole (scripts.load.hunt)
+        return hunt.execute_all(specs, args.dry_run)
+    return run_all(specs, args.dry_run)

@@ -9,6 +9,7 @@ from apps.harness import registry
 from apps.harness.checker import Failure, leaks
 from apps.harness.contract import ENTRY
 from scripts.bench.verify import fresh
+from scripts.load import bounds
 from scripts.load import servers as serverconfig
 from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and its tests name them through decision
     CORRECT,
@@ -355,7 +356,15 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
     if not kinds:
         return []
     candidates = [row for row in rows if row.variant.category not in NOT_CANDIDATES]
-    lines = ["## Recommendation per server", ""]
+    lines = [
+        "## Recommendation per server",
+        "",
+        "After each approach called correct: the validated requests behind it on that kind (every default "
+        "configuration and scenario) and the 95% upper bound on the share of requests that could fail unseen (0 in n: "
+        f"1 − 0.05^(1/n)); the target is {bounds.CORRECT_PAIR_TARGET:,} requests "
+        f"(≤ {bounds.clean_bound(bounds.CORRECT_PAIR_TARGET) * 100:.2g}%).",
+        "",
+    ]
     for kind in kinds:
         mine = {row.variant.name: verdicts.get((row.variant.name, kind)) for row in candidates}
         correct = _by_cost([r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == CORRECT])
@@ -370,7 +379,7 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
         if correct:
             parts.append(
                 f"cheapest correct: `{correct[0].variant.name}`{_cost_phrase(correct[0])}; correct: "
-                + ", ".join(f"`{r.variant.name}`" for r in correct)
+                + ", ".join(f"`{r.variant.name}` ({_pair_bound(mine[r.variant.name])})" for r in correct)
                 + "."
             )
         else:
@@ -390,6 +399,12 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
             parts.append("Lose context: " + ", ".join(f"`{r.variant.name}`" for r in losing) + ".")
         lines += ["- " + " ".join(parts)]
     return lines
+
+
+def _pair_bound(verdict: ServerVerdict) -> str:
+    """The 95% bound on the failure share a pair called correct could hide, and whether it meets the pair target."""
+    short = "" if verdict.requests >= bounds.CORRECT_PAIR_TARGET else f", under {bounds.CORRECT_PAIR_TARGET:,}"
+    return f"{verdict.requests:,} requests, {bounds.bound_text(verdict.requests)}{short}"
 
 
 def _kind(label: str) -> str:
