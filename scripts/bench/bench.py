@@ -58,14 +58,20 @@ MODES = {
         paired_processes=1,
         paired_block_requests=3,
     ),
-    # ~13 minutes on the 2-core machine, gate included (796 s timed, 172 s of it the gate: results/bench/run.json).
+    # Under 5 minutes with `make matrix` and `make report` (estimated from the parts of the previous default's
+    # run: README, "How long things take"). The gate (~172 s) is most of it and is not cut. Traded: one round and one
+    # worker per pyperf benchmark instead of 3 x 2, with shorter values (the independent medians get wider and no
+    # longer spread drift over rounds), and 20 paired blocks instead of 60; the paired design (every app in turn
+    # within each short block) cancels drift without rounds, so every variant keeps its paired difference and its
+    # significance. The previous default (3 rounds x 2 workers, 60 paired blocks, 796 s) sits between this and
+    # `rigorous`, the mode for the reference results.
     "default": Mode(
-        rounds=3,
-        processes=2,
+        rounds=1,
+        processes=1,
         values=3,
         warmups=1,
-        app_loops=150,
-        primitive_loops=20_000,
+        app_loops=60,
+        primitive_loops=10_000,
         paired_blocks=20,
         paired_processes=1,
         paired_block_requests=bm_paired.BLOCK_REQUESTS,
@@ -100,7 +106,15 @@ MODES = {
     ),
 }
 DEPTH_KINDS = benchstats.DEPTH_KINDS
-OUR_FILES = ("app_*.json", "depth_*.json", "primitives.json", benchstats.PAIRED_NAME, benchstats.RUN_NAME)
+OUR_FILES = (
+    "app_*.json",
+    "depth_*.json",
+    "primitives.json",
+    benchstats.PAIRED_NAME,
+    f"{benchstats.VARIANT_PAIRED_PREFIX}*.json",  # a full run supersedes every variant measured alone
+    benchstats.RUN_NAME,
+)
+VARIANT_RUNS = "variants"  # <results-dir>/variants/<name>.json: parameters of a `--variant` run (not a pyperf file)
 
 
 @dataclass(frozen=True)
@@ -117,14 +131,26 @@ class Job:
             command = [sys.executable, str(MICROBENCH / self.script), "-o", str(self.output)]
             command += ["--seed", str(round_index), "--blocks", str(mode.paired_blocks)]
             command += ["--processes", str(mode.paired_processes), "--block-requests", str(mode.paired_block_requests)]
-            return command + (["--affinity", affinity] if affinity else [])
+            return command + list(self.options) + (["--affinity", affinity] if affinity else [])
         command = [sys.executable, str(MICROBENCH / self.script), *self.options, "--append", str(self.output)]
         command += ["--processes", str(mode.processes), "--values", str(mode.values)]
         command += ["--warmups", str(mode.warmups), "--loops", str(self.loops), "--quiet"]
         return command + (["--affinity", affinity] if affinity else [])
 
 
-def jobs(mode: Mode, results_dir: Path) -> list[Job]:
+def variant_jobs(mode: Mode, results_dir: Path, only: tuple[str, ...]) -> list[Job]:
+    """One variant's row alone: its own pyperf file, and its paired blocks with baseline in a file of their own."""
+    found = [
+        Job("bm_apps.py", ("--variant", name), benchstats.app_path(results_dir, name), mode.app_loops) for name in only
+    ]
+    for name in only:
+        found.append(Job(PAIRED_SCRIPT, ("--variant", name), benchstats.variant_paired_path(results_dir, name), 0))
+    return found
+
+
+def jobs(mode: Mode, results_dir: Path, only: tuple[str, ...] = ()) -> list[Job]:
+    if only:
+        return variant_jobs(mode, results_dir, only)
     found = [
         Job("bm_apps.py", ("--variant", variant.name), benchstats.app_path(results_dir, variant.name), mode.app_loops)
         for variant in registry.VARIANTS
@@ -154,23 +180,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--affinity", default=default_affinity(), help="CPU list for workers ('' for none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the job order shuffled every round")
     parser.add_argument("--from-results", action="store_true", help="only rebuild summary, charts and table")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=[variant.name for variant in registry.VARIANTS],
+        help="only this variant's row: its gate, its own runs and its paired blocks with baseline (replacing its "
+        "previous ones; the other variants' results stay)",
+    )
 
 
-def gate(results_dir: Path) -> list[str]:
-    """Conformance of every variant at the full request count (fewer can miss the negative control's leaks).
+def gate(results_dir: Path, only: tuple[str, ...] = ()) -> list[str]:
+    """Conformance of every variant (or of `only`) at the full request count (fewer can miss the negative control's
+    leaks).
 
     It is `make verify` itself, so its verdict counts land next to the bench results (results/verify/) and
-    nothing measures them a second time.
+    nothing measures them a second time; `only` replaces those variants' entries and keeps the others.
     """
-    return verify.verify(list(registry.VARIANTS), results_dir.parent)
+    chosen = [variant for variant in registry.VARIANTS if not only or variant.name in only]
+    return verify.verify(chosen, results_dir.parent, merge=bool(only))
 
 
-def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -> list[dict]:
+def run_rounds(
+    mode: Mode, results_dir: Path, affinity: str | None, seed: int, only: tuple[str, ...] = ()
+) -> list[dict]:
     """Every job once per round, in a new shuffled order each round, so drift spreads over all variants."""
     order = []
     rng = random.Random(seed)
     for round_index in range(mode.rounds):
-        round_jobs = jobs(mode, results_dir)
+        round_jobs = jobs(mode, results_dir, only)
         rng.shuffle(round_jobs)
         for job in round_jobs:
             started = time.perf_counter()
@@ -187,13 +224,15 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
 
 def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
     """The instruction counts alone, under the machine lock; their parameters go to run_instructions.json."""
+    only = tuple(args.variant or ())
     results_dir.mkdir(parents=True, exist_ok=True)
     environment = describe()  # before the old files go (see measure)
-    for path in results_dir.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
-        path.unlink()
+    for path in results_dir.glob(f"{bm_instructions.FILE_PREFIX}*.json") if not only else ():
+        path.unlink()  # one variant's run replaces its own files (and baseline's), written by the script
     command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(results_dir)]
     command += ["--requests", str(mode.instruction_requests), "--blocks", str(mode.instruction_blocks)]
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
+    command += [option for name in only for option in ("--variant", name)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())
@@ -205,36 +244,50 @@ def count_instructions(args: argparse.Namespace, mode: Mode, results_dir: Path) 
         return 1
     parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
     environment = {**environment, "parameters": parameters}
-    write_json(results_dir / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
+    for name in only:
+        write_json(results_dir / VARIANT_RUNS / f"{name}-instructions.json", {**parameters, "variant": name})
+    if not only:
+        write_json(results_dir / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
     return 0
 
 
 def measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> int:
     if not mode.timed:
         return count_instructions(args, mode, results_dir)
+    only = tuple(args.variant or ())
     results_dir.mkdir(parents=True, exist_ok=True)
     environment = describe()  # before the old files go: deleting committed results would mark the checkout dirty
-    for pattern in OUR_FILES:  # --append accumulates: a new run starts from empty files
-        for path in results_dir.glob(pattern):
-            path.unlink()
+    for path in old_files(results_dir, only):  # --append accumulates: a new run starts from empty files
+        path.unlink()
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())  # at the start of the timed run, after any wait for the lock
         started = time.perf_counter()
-        problems = gate(results_dir)
+        problems = gate(results_dir, only)
         gate_seconds = time.perf_counter() - started
         print(f"conformance gate: {len(problems)} problems in {gate_seconds:.1f}s", flush=True)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        order = run_rounds(mode, results_dir, args.affinity or None, args.seed)
+        order = run_rounds(mode, results_dir, args.affinity or None, args.seed, only)
         total = time.perf_counter() - started
     parameters = {"mode": args.mode, **asdict(mode), "affinity": args.affinity or None, "seed": args.seed}
     parameters |= {"gate_seconds": round(gate_seconds, 1), "timed_seconds": round(total, 1), "jobs": order}
-    write_json(
-        results_dir / benchstats.RUN_NAME, {**parameters, "environment": {**environment, "parameters": parameters}}
-    )
+    record = {**parameters, "environment": {**environment, "parameters": parameters}}
+    for name in only:
+        write_json(results_dir / VARIANT_RUNS / f"{name}.json", {**record, "variant": name})
+    if not only:
+        write_json(results_dir / benchstats.RUN_NAME, record)
     return 0
+
+
+def old_files(results_dir: Path, only: tuple[str, ...]) -> list[Path]:
+    """What a new run replaces: every file of the full run, or only the chosen variants' own."""
+    if not only:
+        return [path for pattern in OUR_FILES for path in results_dir.glob(pattern)]
+    found = [benchstats.app_path(results_dir, name) for name in only]
+    found += [benchstats.variant_paired_path(results_dir, name) for name in only]
+    return [path for path in found if path.exists()]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,9 +27,14 @@ def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
     return counts
 
 
-def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
-    """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines."""
-    results, problems = {}, []
+def verify(variants: list[registry.Variant], results_root: Path, merge: bool = False) -> list[str]:
+    """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines.
+
+    `merge`: replace only these variants' entries in the existing file (one variant's row), keep the others'.
+    """
+    path = results_root / VERIFY_JSON.relative_to(resultfiles.RESULTS)
+    previous = resultfiles.read_json(path).get("variants", {}) if merge and path.exists() else {}
+    results, problems = dict(previous), []
     for variant in variants:
         counts = measure(variant)
         found = conformance.scenario_problems(variant, counts)
@@ -37,7 +42,6 @@ def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
         results[variant.name] = {"failures": counts, "conforms": not found, "problems": found}
         print(f"{'FAIL' if found else 'ok  '} {variant.name}" + "".join(f"\n     {line}" for line in found), flush=True)
     parameters = {"requests_per_scenario": conformance.REQUESTS_PER_SCENARIO, "scenarios": list(MEASURED)}
-    path = results_root / VERIFY_JSON.relative_to(resultfiles.RESULTS)
     resultfiles.write_json(path, {"environment": environment.describe(parameters), "variants": results})
     print(f"wrote {path}")
     return problems

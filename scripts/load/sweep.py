@@ -123,7 +123,8 @@ def progress(done: int, total: int, started: float) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default=QUICK)
-    parser.add_argument("--variant", action="append", help="only these variants (default: all)")
+    names = [variant.name for variant in registry.VARIANTS]
+    parser.add_argument("--variant", action="append", choices=names, help="only these variants (default: all)")
     parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
     parser.add_argument("--server", action="append", help="only these server config labels, e.g. asyncio-h11")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
