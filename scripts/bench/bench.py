@@ -59,15 +59,15 @@ MODES = {
         paired_block_requests=3,
     ),
     # Under 5 minutes with `make matrix` and `make report` (estimated from the parts of the previous default's
-    # run: README, "How long things take"). The gate (~172 s) is most of it and is not cut. Traded: one round and one
-    # worker per pyperf benchmark instead of 3 x 2, with shorter values (the independent medians get wider and no
-    # longer spread drift over rounds), and 20 paired blocks instead of 60; the paired design (every app in turn
+    # run: README, "How long things take"). The gate (~70 s) is not cut. Traded: one round of two workers per pyperf
+    # benchmark instead of 3 x 2, with shorter values (the independent medians get wider and no longer spread drift
+    # over rounds), and 20 paired blocks instead of 60; the paired design (every app in turn
     # within each short block) cancels drift without rounds, so every variant keeps its paired difference and its
     # significance. The previous default (3 rounds x 2 workers, 60 paired blocks, 796 s) sits between this and
     # `rigorous`, the mode for the reference results.
     "default": Mode(
         rounds=1,
-        processes=1,
+        processes=2,  # two workers: the independent comparison keeps a threshold (one per side has none)
         values=3,
         warmups=1,
         app_loops=60,

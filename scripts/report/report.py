@@ -102,10 +102,9 @@ def _pct(share: float | None) -> str:
 def _comparison_cell(comparison: dict | None) -> str:
     if not comparison:
         return "the floor"
-    return (
-        f"{comparison['added_us']:+.1f} µs ({comparison['added_pct']:+.1f}%, "
-        f"threshold {comparison['threshold_pct']:.1f}%): {comparison['verdict']}"
-    )
+    threshold = comparison["threshold_pct"]  # None: one worker per side, no evidence about the spread between them
+    limit = f"threshold {threshold:.1f}%" if threshold is not None else "no threshold: one worker per side"
+    return f"{comparison['added_us']:+.1f} µs ({comparison['added_pct']:+.1f}%, {limit}): {comparison['verdict']}"
 
 
 def _bench_section(bench: dict | None) -> list[str]:
