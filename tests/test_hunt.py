@@ -74,7 +74,7 @@ def settled_run(variant: str) -> dict:
 
 
 def test_a_clean_run_stops_once_every_cell_has_the_target() -> None:
-    result = settled_run(registry.reference())
+    result = settled_run("explicit")  # correct on uvloop-httptools: no failure in any scenario
     assert result["timing"]["stopped_early"]
     cells = bounded_run.cells_of(result)
     assert {cell["run"]["scenario"] for cell in cells} == set(scenarios.SCENARIOS)
