@@ -94,6 +94,7 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     if mode == CURVES:
         yield from curves_plan(variants)
         return
+    stop_at = 0  # only the hunt stops a run early, once its verdict is settled
     if mode == QUICK:
         # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
         # starting them per cell cost more than the cells. The saved results are still one per scenario.
@@ -107,7 +108,6 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
         cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS
         duration, warmup = LATENCY_DURATION_S, SIDE_WARMUP_S
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
-    stop_at = stop_at if mode == QUICK else 0
     for index, (users, config, scenario) in enumerate(cells):
         for variant in rotated(variants, index):
             yield bounded_run.RunSpec(
