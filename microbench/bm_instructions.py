@@ -100,8 +100,7 @@ def fresh_instance(module_name: str, alias: str) -> object:
 def loaded_apps(only: list[str] | None = None) -> dict[tuple[str, str], tuple[object, dict[str, str | int]]]:
     """(app name, method) -> (app, proof from its checked response); depth apps (GET only) by their title.
 
-    `only`: these variants (and always baseline with its copy), no depth apps: a smoke run need not import every
-    library, and one variant's row (`ctxbench variant`) replaces only its own files and baseline's.
+    `only`: these variants (and always baseline with its copy): a smoke run need not import every library.
     """
     apps: dict[tuple[str, str], tuple[object, dict[str, str | int]]] = {}
     chosen = [v for v in registry.VARIANTS if only is None or v.name in only or v.name == BASELINE]
@@ -112,7 +111,7 @@ def loaded_apps(only: list[str] | None = None) -> dict[tuple[str, str], tuple[ob
         for name, (variant, app) in instances.items():
             apps[(name, method)] = (app, verify(variant, app, spec))
     spec = request_spec(traffic.GET)
-    for kind in bm_depth.KINDS if only is None else ():  # one variant's row leaves the depth files as they are
+    for kind in bm_depth.KINDS:
         for depth in bm_depth.DEPTHS:
             app = bm_depth.build_app(kind, depth)
             apps[(app.title, traffic.GET)] = (app, bm_depth.verify(app, depth, spec))

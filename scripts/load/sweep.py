@@ -115,6 +115,11 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
             )
 
 
+def hunt_plan(variants: tuple[str, ...]) -> list[bounded_run.RunSpec]:
+    """The leak hunt of these variants: every scenario on every hunt configuration (one variant's row)."""
+    return list(plan(QUICK, variants, scenarios.SCENARIOS))
+
+
 def progress(done: int, total: int, started: float) -> str:
     elapsed = time.monotonic() - started
     eta = elapsed / done * (total - done) if done else 0.0

@@ -3,8 +3,9 @@
     ctxbench variant NAME [--dry-run] [--no-instructions]
 
 Each step replaces that variant's previous results only (results/verify/verdicts.json entry, its leak-hunt files
-under results/load/, app_NAME.json and paired-NAME.json under results/bench/, its instruction file and baseline's)
-and keeps everyone else's; the report is then rebuilt from the raw files. The step durations go to
+under results/load/, app_NAME.json and paired-NAME.json under results/bench/; the instruction count rewrites its
+own, baseline's and the depth apps' files, whose counts do not move between runs) and keeps everyone else's; the
+report is then rebuilt from the raw files. The step durations go to
 results/variants/NAME.json. It lives in the report stage because it drives the bench and load stages and the report.
 """
 
@@ -15,7 +16,6 @@ import time
 from collections.abc import Callable
 
 from apps.harness import registry
-from loadtests import scenarios
 from scripts.bench import bench
 from scripts.common import results as resultfiles
 from scripts.common.environment import describe
@@ -45,7 +45,7 @@ def bench_args(name: str, mode: str) -> argparse.Namespace:
 
 def steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], int]]]:
     name = args.name
-    specs = list(sweep.plan(sweep.QUICK, (name,), scenarios.SCENARIOS))
+    specs = sweep.hunt_plan((name,))
     found: list[tuple[str, Callable[[], int]]] = [
         ("gate and paired CPU bench", lambda: bench.run(bench_args(name, "default"))),
         ("leak hunt", lambda: hunt.execute_all(specs, args.dry_run, replace=True)),
