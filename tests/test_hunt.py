@@ -88,3 +88,18 @@ def test_the_negative_control_stops_at_its_first_leaks() -> None:
     cells = bounded_run.cells_of(result)
     assert all(cell["failures_total"][LEAK] > 0 for cell in cells)  # every scenario caught it
     assert any(cell["failures_total"]["requests"] < HUNT_STOP_AT for cell in cells)  # and stopped before the target
+
+
+def test_the_cells_table_gives_each_clean_cell_its_bound_and_marks_those_under_the_target() -> None:
+    from scripts.report import report
+
+    def cell(variant: str, requests: int, leak: int) -> dict:
+        counts = {"requests": requests, "leak": leak, "lost": 0, "other": 0}
+        return {"variant": variant, "scenario": scenarios.GET, "server": serverconfig.DEFAULT.label} | counts
+
+    grid = [cell("explicit", 299, 0), cell("global_state", 40, 12), cell("request_state", 3_000, 0)]
+    lines = report.cells_markdown({"leak_grid": grid}).splitlines()
+    row = {name: next(line for line in lines if f"`{name}`" in line) for name in ("explicit", "global_state")}
+    assert row["explicit"].endswith(f"| {bounds.bound_text(299)} * |")  # clean, under the 300 target
+    assert row["global_state"].endswith("| - |")  # it failed: no clean bound
+    assert any(line.endswith(f"| {bounds.bound_text(3_000)} |") for line in lines)
