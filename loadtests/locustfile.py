@@ -90,7 +90,9 @@ def on_test_start(environment: Environment, **_: object) -> None:
     settings = {key: value for key, value in vars(options(environment)).items() if key.startswith("ctx_")}
     RECORDER.start(options(environment).ctx_warmup, settings)
     opts = options(environment)
-    if opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and environment.runner is not None:
+    # one process only: a worker sees only its share of each cell, so it cannot tell that the cell is settled
+    single = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
+    if opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and single:
         driven = scenarios.SCENARIOS if opts.ctx_scenario == scenarios.EACH else (opts.ctx_scenario,)
         gevent.spawn(stop_when_settled, environment, opts.ctx_stop_at, driven)
 
