@@ -15,7 +15,7 @@ REQUESTS ?=
 APP ?=
 ARGS ?=
 
-.PHONY: setup bench test lint verify load sweep matrix report readme versions probe soak fuzz clean
+.PHONY: setup bench test lint verify load sweep matrix report readme versions probe soak fuzz clean variant
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ sweep: setup
 
 matrix: setup
 	$(CLI) matrix
+
+# One variant's whole row (gate, leak hunt, paired bench, instruction count), merged, then the report.
+variant: setup
+	$(CLI) variant $(VARIANT) $(ARGS)
 
 # Which versions leak: every stack under stacks/ in its own virtualenv (cached by its lock's hash under .venv-stacks/).
 versions: setup

@@ -7,14 +7,20 @@
 Options (also in the web UI, sent from master to workers): --ctx-scenario (get, post, stream, pipeline, mix; fixed at
 start because it picks the user classes), --ctx-anonymous-share, --ctx-pipeline-depth, --ctx-rate (per-user requests
 per second, 0 = closed loop), --ctx-skip-validation (read responses but do not judge them: the client's cost of
-checking), --ctx-warmup (seconds not measured) and --ctx-record (prefix of the exact per-process record).
+checking), --ctx-warmup (seconds not measured), --ctx-record (prefix of the exact per-process record), --ctx-stop-at
+(stop early once every scenario cell's verdict is settled; single process only) and --ctx-wait-for (a health URL to
+poll before the run starts).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -25,6 +31,9 @@ from loadtests.recorder import Recorder
 from loadtests.validation import judge, message
 
 RECORDER = Recorder()
+SETTLED_POLL_S = 0.02  # how often a run with --ctx-stop-at looks whether every cell is settled
+WAIT_FOR_S = 20.0  # --ctx-wait-for: at most this long (the orchestrator's own health wait has the same bound)
+WAIT_POLL_S = 0.02
 
 
 class LeakFound(Exception):
@@ -42,6 +51,13 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--ctx-skip-validation", action="store_true", default=False)
     parser.add_argument("--ctx-warmup", type=float, default=0.0, help="seconds at the start that are not measured")
     parser.add_argument("--ctx-record", default="", help="write the exact record to <prefix>.<pid>.json")
+    parser.add_argument(
+        "--ctx-stop-at",
+        type=int,
+        default=0,
+        help="stop once every scenario cell has a downstream leak or this many requests (0 = run to -t)",
+    )
+    parser.add_argument("--ctx-wait-for", default="", help="poll this URL until it answers 200 before starting")
 
 
 def options(environment: Environment) -> Any:
@@ -55,6 +71,9 @@ def uses(user_class: type, scenario: str) -> bool:
 @events.init.add_listener
 def on_init(environment: Environment, **_: object) -> None:
     environment.events.request.add_listener(RECORDER.on_request)
+    if options(environment) is not None and options(environment).ctx_wait_for:
+        # started while the server starts (their start-ups overlap on separate cores); -t counts from after this
+        wait_answering(options(environment).ctx_wait_for)
     # The master (or a single process) picks the user classes; workers keep all of them and spawn what they are told.
     if options(environment) is not None and not isinstance(environment.runner, WorkerRunner):
         chosen = [cls for cls in environment.user_classes if uses(cls, options(environment).ctx_scenario)]
@@ -70,6 +89,32 @@ def on_test_start(environment: Environment, **_: object) -> None:
         return
     settings = {key: value for key, value in vars(options(environment)).items() if key.startswith("ctx_")}
     RECORDER.start(options(environment).ctx_warmup, settings)
+    opts = options(environment)
+    # one process only: a worker sees only its share of each cell, so it cannot tell that the cell is settled
+    single = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
+    if opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and single:
+        driven = scenarios.SCENARIOS if opts.ctx_scenario == scenarios.EACH else (opts.ctx_scenario,)
+        gevent.spawn(stop_when_settled, environment, opts.ctx_stop_at, driven)
+
+
+def stop_when_settled(environment: Environment, target: int, driven: tuple[str, ...]) -> None:
+    """Quit as soon as no further request can change any cell's verdict (recorder.Recorder.settled)."""
+    while not RECORDER.settled(target, driven):
+        gevent.sleep(SETTLED_POLL_S)
+    RECORDER.stopped_early = True
+    environment.runner.quit()
+
+
+def wait_answering(url: str, timeout_s: float = WAIT_FOR_S) -> None:
+    """Poll on fresh connections until 200; past the timeout, go on (the run then records what the server did)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            gevent.sleep(WAIT_POLL_S)
 
 
 @events.test_stop.add_listener

@@ -13,7 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apps.harness.checker import Failure
+from apps.harness.contract import ENTRY
+
 WARMUP, MEASURED, AFTER = "warmup", "measured", "after"
+
+
+def decides(name: str) -> bool:
+    """A failure that settles its cell: a leak past the entry point makes the cell "leaks", whatever comes after."""
+    failure = Failure.parse(name)
+    return failure.is_leak and failure.point != ENTRY
 
 
 @dataclass
@@ -54,9 +63,12 @@ class Recorder:
     cpu_at_start: float | None = None
     cpu_at_end: float | None = None
     settings: dict[str, object] = field(default_factory=dict)
+    test_started: float | None = None  # time.time() when the users start (start-up before it is fixed cost)
+    stopped_early: bool = False  # set when --ctx-stop-at ended the run before its -t
 
     def start(self, warmup_s: float, settings: dict[str, object]) -> None:
-        self.window_start = time.time() + warmup_s
+        self.test_started = time.time()
+        self.window_start = self.test_started + warmup_s
         self.settings = settings
 
     def _phase(self) -> str:
@@ -99,6 +111,22 @@ class Recorder:
         if scenario_bucket is not None:
             scenario_bucket.failures.update(names)
 
+    def settled(self, target: int, driven: tuple[str, ...]) -> bool:
+        """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests.
+
+        A leak at entry only, a lost value or another failure does not settle a cell: a downstream leak could still
+        come and change its verdict (stale context at entry -> leaks), so such a cell runs to the target as well.
+        """
+        for scenario in driven:
+            phases = self.by_scenario.get(scenario)
+            if phases is None:
+                return False
+            if sum(bucket.requests for bucket in phases.values()) >= target:
+                continue
+            if not any(decides(name) for bucket in phases.values() for name in bucket.failures):
+                return False
+        return True
+
     def finish(self) -> None:
         if self.window_end is None:
             self.window_end = time.time()
@@ -112,6 +140,8 @@ class Recorder:
             "pid": os.getpid(),
             "settings": self.settings,
             "window": {"start": self.window_start, "end": self.window_end, "cpu_s": window_cpu},
+            "test_started": self.test_started,
+            "stopped_early": self.stopped_early,
             "buckets": {name: bucket.as_dict(name == MEASURED) for name, bucket in self.buckets.items()},
             "by_scenario": {
                 scenario: {name: bucket.as_dict(False) for name, bucket in buckets.items()}

@@ -44,14 +44,17 @@ def bench_name(method: str, app_name: str) -> str:
     return f"paired_{method}_{app_name}"
 
 
-def timed_apps(method: str) -> dict[str, tuple[object, dict[str, str | int]]]:
+def timed_apps(method: str, only: list[str] | None = None) -> dict[str, tuple[object, dict[str, str | int]]]:
     """name -> (app, proof from its checked response): every variant, baseline again under its A/A name, and for GET
-    the depth apps (named by their title, e.g. depth-basehttp-3), so the cost per layer is paired too."""
+    the depth apps (named by their title, e.g. depth-basehttp-3), so the cost per layer is paired too.
+
+    `only`: these variants, baseline and its A/A copy, no depth apps (one variant's row: `ctxbench variant`)."""
     spec = request_spec(method)
-    variants = {variant.name: variant for variant in registry.VARIANTS} | {BASELINE + AA_SUFFIX: registry.get(BASELINE)}
+    chosen = [v for v in registry.VARIANTS if only is None or v.name in only or v.name == BASELINE]
+    variants = {variant.name: variant for variant in chosen} | {BASELINE + AA_SUFFIX: registry.get(BASELINE)}
     found = {name: (variant.load(), variant) for name, variant in variants.items()}
     apps = {name: (app, verify(variant, app, spec)) for name, (app, variant) in found.items()}
-    if method == traffic.GET:  # the depth apps serve GET only
+    if method == traffic.GET and only is None:  # the depth apps serve GET only
         for kind in bm_depth.KINDS:
             for depth in bm_depth.DEPTHS:
                 app = bm_depth.build_app(kind, depth)
@@ -83,11 +86,11 @@ async def measure(
     return values
 
 
-def worker(blocks: int, block_requests: int, seed: int, output: Path) -> None:
+def worker(blocks: int, block_requests: int, seed: int, output: Path, only: list[str] | None = None) -> None:
     """One process: verify every app, time every method, write one pyperf run per app and method."""
     benchmarks = []
     for method in METHODS:
-        apps = timed_apps(method)
+        apps = timed_apps(method, only)
         loaded = {name: app for name, (app, _) in apps.items()}
         values = asyncio.run(measure(method, loaded, blocks, block_requests, seed))
         for name, series in values.items():
@@ -106,12 +109,13 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=PROCESSES)
     parser.add_argument("--affinity", help="CPU list for the worker processes, e.g. 1")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", action="append", help="only these variants (baseline and A/A always; no depth)")
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_output:
         if args.affinity:
             os.sched_setaffinity(0, {int(cpu) for cpu in args.affinity.split(",")})
-        worker(args.blocks, args.block_requests, args.seed, args.worker_output)
+        worker(args.blocks, args.block_requests, args.seed, args.worker_output, args.variant)
         return
     suite = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +124,7 @@ def main() -> None:
             command = [sys.executable, __file__, "-o", str(args.output), "--blocks", str(args.blocks)]
             command += ["--block-requests", str(args.block_requests)]
             command += ["--seed", str(args.seed * 1000 + index), "--worker-output", str(part)]
+            command += [option for name in args.variant or () for option in ("--variant", name)]
             subprocess.run(command + (["--affinity", args.affinity] if args.affinity else []), check=True)
             loaded = pyperf.BenchmarkSuite.load(str(part))
             if suite is None:

@@ -23,6 +23,7 @@ COMMANDS = {
     "matrix": "matrix",
     "report": "report",
     "readme": "report",
+    "variant": "report",
     "probe": "probe",
     "versions": "versions",
     "soak": "soak",

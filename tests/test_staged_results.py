@@ -128,7 +128,7 @@ def bench(root: Path, *extra: str) -> int:
 
 @pytest.fixture
 def quiet_bench(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(benchrun, "gate", lambda staging: [])
+    monkeypatch.setattr(benchrun, "gate", lambda staging, only=(): [])
     monkeypatch.setattr(benchrun.bench_charts, "draw_all", lambda summary, charts_dir: [])
     monkeypatch.setattr(benchrun.benchstats, "table", lambda summary: "")
 
@@ -143,7 +143,7 @@ def test_bench_with_cpus_this_machine_lacks_fails_before_touching_anything(root:
 
 
 def test_bench_gate_problem_at_start_keeps_everything(root: Path, unchanged, monkeypatch, quiet_bench) -> None:
-    monkeypatch.setattr(benchrun, "gate", lambda staging: ["explicit: concurrent: unexpected leak"])
+    monkeypatch.setattr(benchrun, "gate", lambda staging, only=(): ["explicit: concurrent: unexpected leak"])
     monkeypatch.setattr(benchrun, "subprocess", types.SimpleNamespace(run=fake_jobs()))
     assert bench(root) == 1
     unchanged("bench/run.json")
@@ -218,6 +218,14 @@ def fake_result(spec: bounded_run.RunSpec) -> dict:
         "latency_ms": {"p99": None},
         "failures_total": {"leak": 0, "lost": 0, "other": 0, "requests": 1},
         "processes": {"started": [1], "left_behind": []},
+        "timing": {
+            "total_s": 0.1,
+            "server_start_s": 0.1,
+            "until_users_s": 0.0,
+            "load_s": 0.0,
+            "stop_s": 0.0,
+            "stopped_early": False,
+        },
         "environment": fake_environment(),
     }
 
@@ -324,8 +332,9 @@ def test_sweep_that_succeeds_adds_its_runs(root: Path, monkeypatch) -> None:
     monkeypatch.setattr(bounded_run, "execute", fake_execute())
     before = set((root / "load").iterdir())
     assert sweep_of(root, "baseline", "explicit") == 0
-    added = set((root / "load").iterdir()) - before
+    added = set((root / "load").glob("*.json")) - before
     assert len(added) == 2  # one (fake) result per variant
+    assert (root / "load" / "hunt" / "run.json").exists()  # and the hunt's timing record, with them
     assert not list(root.glob(f"{staged.PREFIX}*"))
 
 

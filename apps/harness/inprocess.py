@@ -142,8 +142,10 @@ async def chained(
         tasks.append(asyncio.get_running_loop().create_task(run(), context=context))
 
     start(0)
-    while not (len(tasks) == len(specs) and all(task.done() for task in tasks)):
-        await asyncio.gather(*tasks)
+    awaited = 0
+    while awaited < len(tasks):  # each pass awaits only the tasks started since the last: linear, not quadratic
+        pending, awaited = tasks[awaited:], len(tasks)
+        await asyncio.gather(*pending)
     return [reply for reply in replies if reply is not None]
 
 

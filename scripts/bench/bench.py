@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from apps.harness import registry
 from microbench import bm_instructions, bm_paired
 from scripts.bench import bench_charts, verify
 from scripts.bench import stats as benchstats
-from scripts.common.arguments import MAX_SEED, cpu_list, int_range, output_dir
+from scripts.common.arguments import MAX_SEED, cpu_list, int_range, one_of, output_dir
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json
@@ -60,14 +61,20 @@ MODES = {
         paired_processes=1,
         paired_block_requests=3,
     ),
-    # ~13 minutes on the 2-core machine, gate included (796 s timed, 172 s of it the gate: results/bench/run.json).
+    # Under 5 minutes with `make matrix` and `make report` (estimated from the parts of the previous default's
+    # run: README, "How long things take"). The gate (~70 s) is not cut. Traded: one round of two workers per pyperf
+    # benchmark instead of 3 x 2, with shorter values (the independent medians get wider and no longer spread drift
+    # over rounds), and 20 paired blocks instead of 60; the paired design (every app in turn
+    # within each short block) cancels drift without rounds, so every variant keeps its paired difference and its
+    # significance. The previous default (3 rounds x 2 workers, 60 paired blocks, 796 s) sits between this and
+    # `rigorous`, the mode for the reference results.
     "default": Mode(
-        rounds=3,
-        processes=2,
+        rounds=1,
+        processes=2,  # two workers: the independent comparison keeps a threshold (one per side has none)
         values=3,
         warmups=1,
-        app_loops=150,
-        primitive_loops=20_000,
+        app_loops=60,
+        primitive_loops=10_000,
         paired_blocks=20,
         paired_processes=1,
         paired_block_requests=bm_paired.BLOCK_REQUESTS,
@@ -104,8 +111,16 @@ MODES = {
     ),
 }
 DEPTH_KINDS = benchstats.DEPTH_KINDS
-OUR_FILES = ("app_*.json", "depth_*.json", "primitives.json", benchstats.PAIRED_NAME, benchstats.RUN_NAME)
+OUR_FILES = (
+    "app_*.json",
+    "depth_*.json",
+    "primitives.json",
+    benchstats.PAIRED_NAME,
+    f"{benchstats.VARIANT_PAIRED_PREFIX}*.json",  # a full run supersedes every variant measured alone
+    benchstats.RUN_NAME,
+)
 INSTRUCTION_FILES = (f"{bm_instructions.FILE_PREFIX}*.json", benchstats.INSTRUCTIONS_RUN_NAME)
+VARIANT_RUNS = "variants"  # <results-dir>/variants/<name>.json: parameters of a `--variant` run (not a pyperf file)
 
 
 @dataclass(frozen=True)
@@ -122,14 +137,26 @@ class Job:
             command = [sys.executable, str(MICROBENCH / self.script), "-o", str(self.output)]
             command += ["--seed", str(round_index), "--blocks", str(mode.paired_blocks)]
             command += ["--processes", str(mode.paired_processes), "--block-requests", str(mode.paired_block_requests)]
-            return command + (["--affinity", affinity] if affinity else [])
+            return command + list(self.options) + (["--affinity", affinity] if affinity else [])
         command = [sys.executable, str(MICROBENCH / self.script), *self.options, "--append", str(self.output)]
         command += ["--processes", str(mode.processes), "--values", str(mode.values)]
         command += ["--warmups", str(mode.warmups), "--loops", str(self.loops), "--quiet"]
         return command + (["--affinity", affinity] if affinity else [])
 
 
-def jobs(mode: Mode, results_dir: Path) -> list[Job]:
+def variant_jobs(mode: Mode, results_dir: Path, only: tuple[str, ...]) -> list[Job]:
+    """One variant's row alone: its own pyperf file, and its paired blocks with baseline in a file of their own."""
+    found = [
+        Job("bm_apps.py", ("--variant", name), benchstats.app_path(results_dir, name), mode.app_loops) for name in only
+    ]
+    for name in only:
+        found.append(Job(PAIRED_SCRIPT, ("--variant", name), benchstats.variant_paired_path(results_dir, name), 0))
+    return found
+
+
+def jobs(mode: Mode, results_dir: Path, only: tuple[str, ...] = ()) -> list[Job]:
+    if only:
+        return variant_jobs(mode, results_dir, only)
     found = [
         Job("bm_apps.py", ("--variant", variant.name), benchstats.app_path(results_dir, variant.name), mode.app_loops)
         for variant in registry.VARIANTS
@@ -165,6 +192,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int_range(0, MAX_SEED), default=0, help="seed of the job order shuffled every round"
     )
     parser.add_argument("--from-results", action="store_true", help="only rebuild summary, charts and table")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=one_of("variant", [variant.name for variant in registry.VARIANTS]),
+        help="only this variant's row: its gate, its own runs and its paired blocks with baseline (replacing its "
+        "previous ones; the other variants' results stay)",
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
@@ -173,21 +207,25 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     return None
 
 
-def gate(results_dir: Path) -> list[str]:
-    """Conformance of every variant at the full request count (fewer can miss the negative control's leaks).
+def gate(results_dir: Path, only: tuple[str, ...] = ()) -> list[str]:
+    """Conformance of every variant (or of `only`) at the full request count (fewer can miss the negative control's
+    leaks).
 
     It is `make verify` itself, so its verdict counts land next to the bench results (results/verify/) and
-    nothing measures them a second time.
+    nothing measures them a second time; `only` replaces those variants' entries and keeps the others.
     """
-    return verify.verify(list(registry.VARIANTS), results_dir.parent)
+    chosen = [variant for variant in registry.VARIANTS if not only or variant.name in only]
+    return verify.verify(chosen, results_dir.parent, merge=bool(only))
 
 
-def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -> list[dict]:
+def run_rounds(
+    mode: Mode, results_dir: Path, affinity: str | None, seed: int, only: tuple[str, ...] = ()
+) -> list[dict]:
     """Every job once per round, in a new shuffled order each round, so drift spreads over all variants."""
     order = []
     rng = random.Random(seed)
     for round_index in range(mode.rounds):
-        round_jobs = jobs(mode, results_dir)
+        round_jobs = jobs(mode, results_dir, only)
         rng.shuffle(round_jobs)
         for job in round_jobs:
             started = time.perf_counter()
@@ -204,12 +242,14 @@ def run_rounds(mode: Mode, results_dir: Path, affinity: str | None, seed: int) -
 
 def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> int:
     """The instruction counts alone, under the machine lock, into an empty staging directory (pyperf appends);
-    their parameters go to run_instructions.json."""
+    their parameters go to run_instructions.json (or, for `--variant`, to variants/NAME-instructions.json)."""
+    only = tuple(args.variant or ())
     environment = describe()
     command = [sys.executable, str(MICROBENCH / "bm_instructions.py"), "--output-dir", str(staging)]
     command += ["--requests", str(mode.instruction_requests), "--blocks", str(mode.instruction_blocks)]
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
     command += ["--warmup", str(mode.instruction_warmup)]
+    command += [option for name in only for option in ("--variant", name)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())
@@ -221,7 +261,10 @@ def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> i
         return 1
     parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
     environment = {**environment, "parameters": parameters}
-    write_json(staging / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
+    for name in only:
+        write_json(staging / VARIANT_RUNS / f"{name}-instructions.json", {**parameters, "variant": name})
+    if not only:
+        write_json(staging / benchstats.INSTRUCTIONS_RUN_NAME, {**parameters, "environment": environment})
     return 0
 
 
@@ -232,38 +275,60 @@ def measure(args: argparse.Namespace, mode: Mode, staging: Path) -> int:
     """
     if not mode.timed:
         return count_instructions(args, mode, staging)
+    only = tuple(args.variant or ())
     environment = describe()
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())  # at the start of the timed run, after any wait for the lock
         started = time.perf_counter()
-        problems = gate(staging)
+        problems = gate(staging, only)
         gate_seconds = time.perf_counter() - started
         print(f"conformance gate: {len(problems)} problems in {gate_seconds:.1f}s", flush=True)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        order = run_rounds(mode, staging, args.affinity or None, args.seed)
+        order = run_rounds(mode, staging, args.affinity or None, args.seed, only)
         total = time.perf_counter() - started
     parameters = {"mode": args.mode, **asdict(mode), "affinity": args.affinity or None, "seed": args.seed}
     parameters |= {"gate_seconds": round(gate_seconds, 1), "timed_seconds": round(total, 1), "jobs": order}
-    write_json(staging / benchstats.RUN_NAME, {**parameters, "environment": {**environment, "parameters": parameters}})
+    record = {**parameters, "environment": {**environment, "parameters": parameters}}
+    for name in only:
+        write_json(staging / VARIANT_RUNS / f"{name}.json", {**record, "variant": name})
+    if not only:
+        write_json(staging / benchstats.RUN_NAME, record)
     return 0
 
 
+def replaced_files(mode: Mode, only: tuple[str, ...]) -> tuple[str, ...]:
+    """What a run replaces in results/bench/: a full run every file of its mode; a `--variant` run only the files it
+    writes (its own, baseline's for its instruction counts, the depth apps'), and the variants/ records it extends."""
+    if not only:
+        return (*(OUR_FILES if mode.timed else INSTRUCTION_FILES), benchstats.SUMMARY_NAME)
+    if mode.timed:
+        own = [benchstats.app_path(Path(), name).name for name in only]
+        own += [benchstats.variant_paired_path(Path(), name).name for name in only]
+    else:
+        own = [f"{bm_instructions.FILE_PREFIX}{name}.json" for name in (*only, benchstats.BASELINE)]
+        own += [f"{bm_instructions.FILE_PREFIX}{benchstats.BASELINE}_*.json", f"{bm_instructions.FILE_PREFIX}depth_*"]
+    return (*own, VARIANT_RUNS, benchstats.SUMMARY_NAME)
+
+
 def staged_measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> dict | None:
-    """Measure into a staging directory; replace this mode's files and the summary only if the whole run succeeded.
+    """Measure into a staging directory; replace this run's files and the summary only if the whole run succeeded.
 
     Swap with carry-over (scripts.common.staged): results/bench/ holds two runs' files, the timed run's (OUR_FILES)
-    and the instruction counts' (INSTRUCTION_FILES); each replaces its own, the other's are carried over, and the
-    summary is recomputed over both before the swap, so a reader never sees it disagree with the raw files.
-    Returns the summary, or None when the run failed (the previous files are kept as they were).
+    and the instruction counts' (INSTRUCTION_FILES), and the runs of single variants (`--variant`); each replaces its
+    own, the rest is carried over, and the summary is recomputed over all before the swap, so a reader never sees it
+    disagree with the raw files. Returns the summary, or None when the run failed (the previous files are kept).
     """
-    replaced = (*(OUR_FILES if mode.timed else INSTRUCTION_FILES), benchstats.SUMMARY_NAME)
+    only = tuple(args.variant or ())
+    replaced = replaced_files(mode, only)
     summaries: list[dict] = []
     origin = (benchstats.RUN_NAME if mode.timed else benchstats.INSTRUCTIONS_RUN_NAME,)
     finalize = lambda d: summaries.append(benchstats.summarize(d))  # noqa: E731 - the summary over the merged files
     with staged_run(results_dir, replaces=replaced, finalize=finalize, origin=origin) as st:
+        if only and (results_dir / VARIANT_RUNS).is_dir():  # variants/ is replaced whole: extend the previous one
+            shutil.copytree(results_dir / VARIANT_RUNS, st.dir / VARIANT_RUNS)
         if status := measure(args, mode, st.dir):
             st.fail(f"failed (exit code {status})")
     return summaries[0] if summaries else None

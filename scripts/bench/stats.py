@@ -88,6 +88,7 @@ DEPTH_KINDS = ("pure_asgi", "basehttp")
 EMPTY_LOOP = "empty_loop"
 SUMMARY_NAME = "summary.json"
 PAIRED_NAME = "paired.json"
+VARIANT_PAIRED_PREFIX = "paired-"  # paired-<variant>.json: one variant and baseline, measured alone
 AA_APP = f"{BASELINE}_{AA_SERIES}"  # baseline's second copy in the paired blocks
 MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)  # standard error of a median over a mean's, for near-normal data
 RUN_NAME = "run.json"
@@ -327,9 +328,21 @@ def paired_compare(suite: pyperf.BenchmarkSuite, method: str, subject: str, refe
     }
 
 
-def load_paired(results_dir: Path) -> pyperf.BenchmarkSuite | None:
-    """The paired suite, every worker's app checked; None when the run had no paired job."""
-    path = paired_path(results_dir)
+def variant_paired_path(results_dir: Path, variant: str) -> Path:
+    """One variant's own paired blocks with baseline (`ctxbench variant`): they pair only with that run's baseline."""
+    return results_dir / f"{VARIANT_PAIRED_PREFIX}{variant}.json"
+
+
+def load_variant_paired(results_dir: Path) -> dict[str, pyperf.BenchmarkSuite]:
+    """variant -> its own paired suite, for variants measured alone after the full run."""
+    prefix = VARIANT_PAIRED_PREFIX
+    return {path.stem[len(prefix) :]: load_paired(path) for path in sorted(results_dir.glob(f"{prefix}*.json"))}
+
+
+def load_paired(path: Path) -> pyperf.BenchmarkSuite | None:
+    """A paired suite, every worker's app checked; None when the run had no paired job."""
+    if path.is_dir():
+        path = paired_path(path)
     if not path.exists():
         return None
     suite = pyperf.BenchmarkSuite.load(str(path))
@@ -483,10 +496,13 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     environment = parameters.pop("environment", None) or describe(parameters)
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))
+    alone = load_variant_paired(results_dir)
+    for row in apps:
+        suite = alone.get(row["variant"], paired)
+        if row["variant"] != BASELINE and suite is not None:
+            row["paired_vs_baseline"] = paired_compare(suite, row["method"], row["variant"], BASELINE)
+            row["paired_vs_baseline"]["source"] = "alone" if row["variant"] in alone else "full run"
     if paired is not None:
-        for row in apps:
-            if row["variant"] != BASELINE:
-                row["paired_vs_baseline"] = paired_compare(paired, row["method"], row["variant"], BASELINE)
         aa += [paired_compare(paired, method, AA_APP, BASELINE) for method in METHODS]
         targets += [
             paired_compare(paired, method, TARGET_SUBJECT, reference)

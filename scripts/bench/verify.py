@@ -29,16 +29,18 @@ def measure(variant: registry.Variant) -> dict[str, dict[str, int]]:
     return counts
 
 
-def verify(variants: list[registry.Variant], results_root: Path) -> list[str]:
+def verify(variants: list[registry.Variant], results_root: Path, merge: bool = False) -> list[str]:
     """Measure, write results/verify/verdicts.json under `results_root`, and return `variant: problem` lines.
 
+    `merge`: replace only these variants' entries in the existing file (one variant's row), keep the others'.
     Staged (scripts.common.staged, swap: results/verify/ is this command's alone): an exception or Ctrl-C keeps the
     previous verdicts. A gate that finds problems has still measured every variant: those verdicts are its result
     (they replace the previous ones; the problems are the exit code and the lines returned).
     """
     path = results_root / VERIFY_JSON.relative_to(resultfiles.RESULTS)
+    previous = resultfiles.read_json(path).get("variants", {}) if merge and path.exists() else {}
     with staged_run(path.parent) as stage:
-        results, problems = {}, []
+        results, problems = dict(previous), []
         for variant in variants:
             counts = measure(variant)
             found = conformance.scenario_problems(variant, counts)

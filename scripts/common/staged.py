@@ -174,17 +174,21 @@ def _carry_over(target: Path, staging: Path, replaces: tuple[str, ...]) -> None:
             shutil.copy2(entry, staging / entry.name)
 
 
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def _merge(staging: Path, target: Path) -> None:
     """Move every new file in; on a failure put back what was there (a hard link kept it) and remove the rest."""
     target.mkdir(parents=True, exist_ok=True)
     moved: list[tuple[Path, Path | None]] = []
+    entries = [p for p in sorted(staging.rglob("*")) if p.is_file() and not _hidden(p.relative_to(staging))]
     try:
-        for entry in sorted(staging.iterdir()):
-            if entry.is_dir() or entry.name.startswith("."):
-                continue
-            destination, saved = target / entry.name, None
+        for number, entry in enumerate(entries):
+            destination, saved = target / entry.relative_to(staging), None
+            destination.parent.mkdir(parents=True, exist_ok=True)  # a record in a folder (results/load/hunt/)
             if destination.exists():
-                saved = staging / f".previous-{entry.name}"
+                saved = staging / f".previous-{number}"
                 os.link(destination, saved)
             os.replace(entry, destination)
             moved.append((destination, saved))

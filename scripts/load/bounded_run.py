@@ -17,6 +17,7 @@ import psutil
 
 from apps.harness import registry
 from apps.harness.checker import Failure
+from apps.harness.contract import HEALTH_PATH
 from loadtests import scenarios
 from scripts.common.environment import ROOT, describe
 from scripts.common.results import LOAD_DIR, read_json, write_json
@@ -47,6 +48,9 @@ class RunSpec:
     validate: bool = True
     processes: int = 1
     tag: str = ""  # which sweep or mode produced the run
+    # > 0: the generator stops once every scenario cell has a downstream leak or this many requests (the leak
+    # hunt, scripts.load.hunt), and starts while the server starts, waiting for its health answer itself
+    stop_at: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "config": self.config.as_dict()}
@@ -61,6 +65,8 @@ def locust_command(spec: RunSpec, port: int, workdir: Path) -> list[str]:
     command += ["--ctx-record", str(workdir / "record"), "--ctx-rate", str(spec.rate_per_s / spec.users)]
     if not spec.validate:
         command.append("--ctx-skip-validation")
+    if spec.stop_at > 0:
+        command += ["--ctx-stop-at", str(spec.stop_at), "--ctx-wait-for", f"http://{HOST}:{port}{HEALTH_PATH}"]
     if spec.processes > 1:
         command += ["--processes", str(spec.processes)]
     return command
@@ -252,17 +258,28 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
     if spec.scenario not in (*scenarios.SCENARIOS, scenarios.EACH):
         raise ValueError(f"unknown scenario {spec.scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
     port = free_port()
+    stamps = {"start": time.time()}
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
-        with serve(variant, spec.config, port, SERVER_CPUS, python) as server:
-            generator = Generator(spec, port, Path(tmp))
-            try:
-                generator.start()
-                probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
-                with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
-                    generator.wait(server)
-            finally:
-                generator.stop()  # before the server: a generator never outlives what it drives
-            exited = server.process.poll()  # before we stop it: not None means the server died during the run
+        generator = Generator(spec, port, Path(tmp))
+        early = generator.start if spec.stop_at > 0 else None  # it waits for the server's health answer itself
+        try:
+            # a hunt run (stop_at) reads nothing from the server after its generator stopped: no graceful shutdown
+            graceful = spec.stop_at == 0
+            with serve(variant, spec.config, port, SERVER_CPUS, python, on_started=early, graceful=graceful) as server:
+                stamps["server_healthy"] = time.time()
+                try:
+                    if early is None:
+                        generator.start()
+                    probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
+                    with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
+                        generator.wait(server)
+                    stamps["generator_exited"] = time.time()
+                finally:
+                    generator.stop()  # before the server: a generator never outlives what it drives
+                exited = server.process.poll()  # before we stop it: not None means the server died during the run
+        finally:
+            generator.stop()  # also when the server never answered after an early start
+        stamps["stopped"] = time.time()
         records = generator.records()
         window = window_of(records)
         result = result_of(spec, generator, server, sampler.between(*window), window)
@@ -273,9 +290,24 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
     }
     result["server_exited"] = exited
     result["environment"] = describe(spec.as_dict())
+    result["timing"] = timing(stamps, records)
     if spec.scenario == scenarios.EACH:
         result["cells"] = split_by_scenario(result, records)
     return result
+
+
+def timing(stamps: dict[str, float], records: list[dict]) -> dict[str, object]:
+    """Where the run's wall time went: server start-up, generator start-up beyond it, load, stopping everything."""
+    users_started = min((r["test_started"] for r in records if r.get("test_started")), default=None)
+    exited = stamps.get("generator_exited", stamps["stopped"])
+    return {
+        "server_start_s": round(stamps["server_healthy"] - stamps["start"], 3),
+        "until_users_s": None if users_started is None else round(users_started - stamps["start"], 3),
+        "load_s": None if users_started is None else round(exited - users_started, 3),
+        "stop_s": round(stamps["stopped"] - exited, 3),
+        "total_s": round(stamps["stopped"] - stamps["start"], 3),
+        "stopped_early": any(r.get("stopped_early") for r in records),
+    }
 
 
 def cells_of(result: dict[str, object]) -> list[dict[str, object]]:

@@ -9,7 +9,8 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   `lost`, `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name ->
   count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
 - `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
-  `total_requests`.
+  `total_requests`, `below_target` (clean cells under scripts.load.bounds.CLEAN_CELL_TARGET validated requests),
+  `worst_bound` (the largest 95% bound on the failure share of a clean cell; scripts.load.bounds.clean_bound).
 - `server_cost`: the `servers` side-by-side rounds, or null: per (server label, variant) `server_us_per_request_median`,
   `ratio_vs_baseline_median` [`ratio_min`–`ratio_max`] (baseline on the same server), `ratio_vs_default_baseline_median`
   (baseline on uvicorn's default: the price of switching server), `rps_median`, with the A/A ratio.
@@ -40,6 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from scripts.common.results import LOAD_DIR, read_json, write_json
+from scripts.load import bounds
 
 SUMMARY_NAME = "summary.json"
 SIDE_KIND = "side-by-side"
@@ -186,6 +188,8 @@ def clean_cells(grid: list[dict]) -> dict[str, object]:
     return {
         "cells": len(grid),
         "clean": len(clean),
+        "below_target": sum(1 for requests in clean if requests < bounds.CLEAN_CELL_TARGET),
+        "worst_bound": bounds.clean_bound(min(clean)) if clean else None,
         "min_requests": min(clean, default=None),
         "median_requests": median(clean),
         "total_requests": sum(cell["requests"] for cell in grid),

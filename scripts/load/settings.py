@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from loadtests import scenarios
+from scripts.load import bounds
 
 HOST = "127.0.0.1"  # the only address that ever receives load
 
@@ -14,6 +15,7 @@ SERVER_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[-1:])
 GENERATOR_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[:-1]) or SERVER_CPUS
 
 HEALTH_TIMEOUT_S = 20.0
+HEALTH_POLL_S = 0.02  # between health probes while a server starts (was 0.05: up to 50 ms lost per run)
 STOP_TIMEOUT_S = 10.0  # graceful stop (SIGINT) before SIGKILL
 LOCUST_GRACE_S = 20.0  # beyond its own -t: a generator still running then is killed
 SAMPLE_INTERVAL_S = 0.1  # CPU counters of server, generator and machine
@@ -27,8 +29,14 @@ WARMUP_S = 2.0
 # the quick leak hunt (`make sweep`): every variant x LEAK_HUNT config, every scenario at once (scenarios.EACH)
 QUICK_USERS_PER_SCENARIO = 2  # each user is one keep-alive connection; a leak shows on any one of them
 QUICK_USERS = QUICK_USERS_PER_SCENARIO * len(scenarios.SCENARIOS)
-QUICK_DURATION_S = 4.0  # measured; about 500 validated requests per scenario cell on this 2-core machine
-QUICK_WARMUP_S = 0.5
+# A hunt run stops as soon as every scenario cell has a downstream leak or HUNT_STOP_AT requests (its 95% clean
+# bound at <= 1%); QUICK_DURATION_S is only its upper bound, for a server too slow to get there.
+HUNT_STOP_AT = bounds.CLEAN_CELL_TARGET
+QUICK_DURATION_S = 10.0
+QUICK_WARMUP_S = 0.0  # the verdict counts warm-up requests too; a hunt run needs no unmeasured start
+# wall time of one hunt run, start-ups included: the median of a clean variant's 13 runs (2.72 s, README "Commands");
+# a leaking variant's runs stop sooner, so a whole hunt's estimate from it errs long
+HUNT_RUN_ESTIMATE_S = 2.7
 
 # the full sweep: user counts, longer runs
 FULL_USERS = (1, 4, 16, 32)

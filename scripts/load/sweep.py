@@ -1,7 +1,8 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
 quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
-         configuration drive every scenario at once, one result per scenario (about 20 minutes)
+         configuration drive every scenario at once, one result per scenario; each run stops when every cell's
+         verdict is settled (scripts.load.hunt; --dry-run prints the plan and its estimated time)
 full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side_by_side):
@@ -26,7 +27,7 @@ from scripts.common.arguments import one_of, output_dir
 from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR
 from scripts.common.staged import MERGE, staged_run
-from scripts.load import bounded_run, side_by_side
+from scripts.load import bounded_run, hunt, side_by_side
 from scripts.load import servers as serverconfig
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
@@ -39,6 +40,7 @@ from scripts.load.settings import (
     FULL_DURATION_S,
     FULL_USERS,
     FULL_WARMUP_S,
+    HUNT_STOP_AT,
     QUICK_DURATION_S,
     QUICK_USERS,
     QUICK_WARMUP_S,
@@ -96,12 +98,13 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     if mode == CURVES:
         yield from curves_plan(variants)
         return
+    stop_at = 0  # only the hunt stops a run early, once its verdict is settled
     if mode == QUICK:
         # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
         # starting them per cell cost more than the cells. The saved results are still one per scenario.
         each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
         cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
-        duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
+        duration, warmup, stop_at = QUICK_DURATION_S, QUICK_WARMUP_S, HUNT_STOP_AT
     elif mode == FULL:
         cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.ALL for s in chosen_scenarios]
         duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
@@ -111,7 +114,14 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
     for index, (users, config, scenario) in enumerate(cells):
         for variant in rotated(variants, index):
-            yield bounded_run.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
+            yield bounded_run.RunSpec(
+                variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode, stop_at=stop_at
+            )
+
+
+def hunt_plan(variants: tuple[str, ...]) -> list[bounded_run.RunSpec]:
+    """The leak hunt of these variants: every scenario on every hunt configuration (one variant's row)."""
+    return list(plan(QUICK, variants, scenarios.SCENARIOS))
 
 
 def progress(done: int, total: int, started: float) -> str:
@@ -206,4 +216,6 @@ def sweep(args: argparse.Namespace, variants: tuple[str, ...], out: Path) -> int
         return side_by_side.run_rounds(variants, args.dry_run, out=out)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT, out)
+    if args.mode == QUICK:  # runs that stop when settled, timed as a whole (scripts.load.hunt)
+        return hunt.execute_all(selected(args), args.dry_run, out, out / hunt.RECORD)
     return run_all(selected(args), args.dry_run, out)

@@ -9,6 +9,7 @@ from apps.harness import registry
 from apps.harness.checker import Failure, leaks
 from apps.harness.contract import ENTRY
 from scripts.bench.verify import fresh
+from scripts.load import bounds
 from scripts.load import servers as serverconfig
 from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and its tests name them through decision
     CORRECT,
@@ -440,7 +441,15 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
         return []
     candidates = recommendable(rows)
     never = [row for row in rows if row.variant.category in NEVER_RECOMMENDED]
-    lines = ["## Recommendation per server", ""]
+    lines = [
+        "## Recommendation per server",
+        "",
+        "After each approach called correct: the validated requests behind it on that kind (every default "
+        "configuration and scenario) and the 95% upper bound on the share of requests that could fail unseen (0 in n: "
+        f"1 − 0.05^(1/n)); the target is {bounds.CORRECT_PAIR_TARGET:,} requests "
+        f"(≤ {bounds.clean_bound(bounds.CORRECT_PAIR_TARGET) * 100:.2g}%).",
+        "",
+    ]
     for kind in kinds:
         mine = {row.variant.name: verdicts.get((row.variant.name, kind)) for row in rows}
 
@@ -453,7 +462,9 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
         parts = [f"**{kind}** ({', '.join(configs)}):"]
         if correct:
             parts.append(
-                f"{cheapest_phrase(correct)}; correct: " + ", ".join(f"`{r.variant.name}`" for r in correct) + "."
+                f"{cheapest_phrase(correct)}; correct: "
+                + ", ".join(f"`{r.variant.name}` ({_pair_bound(mine[r.variant.name])})" for r in correct)
+                + "."
             )
         else:
             parts.append("no approach was correct on its default settings.")
@@ -490,6 +501,12 @@ def where_it_fails(variant: str, verdicts: dict[tuple[str, str], ServerVerdict],
     ordered = sorted(by_verdict.items(), key=lambda item: SERVER_VERDICTS.index(item[0]))  # where it passes first
     said = "; ".join(f"{verdict} on {', '.join(names)}" for verdict, names in ordered)
     return f"a {role}: {said}"
+
+
+def _pair_bound(verdict: ServerVerdict) -> str:
+    """The 95% bound on the failure share a pair called correct could hide, and whether it meets the pair target."""
+    short = "" if verdict.requests >= bounds.CORRECT_PAIR_TARGET else f", under {bounds.CORRECT_PAIR_TARGET:,}"
+    return f"{verdict.requests:,} requests, {bounds.bound_text(verdict.requests)}{short}"
 
 
 def _kind(label: str) -> str:

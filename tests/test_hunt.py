@@ -1,0 +1,105 @@
+"""The settled leak hunt: clean bounds, the stop rule, the plan's estimate, and runs that stop at their verdict."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+from apps.harness import registry
+from apps.harness.checker import LEAK, LOST, failure_name
+from apps.harness.contract import CHECKPOINTS, ENTRY
+from loadtests import scenarios
+from loadtests.recorder import Recorder
+from scripts.common.lock import exclusive_run
+from scripts.load import bounded_run, bounds, hunt, sweep
+from scripts.load import servers as serverconfig
+from scripts.load.settings import HUNT_STOP_AT, QUICK_DURATION_S
+
+DOWNSTREAM = next(point for point in CHECKPOINTS if point != ENTRY)
+
+
+def test_clean_bound_is_the_exact_binomial_bound_and_meets_the_targets() -> None:
+    assert bounds.clean_bound(0) is None and bounds.bound_text(0) == "-"
+    for n in (1, 38, 300, 3_000):
+        p = bounds.clean_bound(n)
+        assert (1 - p) ** n == pytest.approx(0.05)  # 0 failures in n has probability 5% at the bound
+        assert p < bounds.rule_of_three(n)  # the rule of three is the looser, large-n approximation
+    assert bounds.clean_bound(bounds.CLEAN_CELL_TARGET) <= 0.01 < bounds.clean_bound(bounds.CLEAN_CELL_TARGET - 10)
+    assert bounds.clean_bound(bounds.CORRECT_PAIR_TARGET) <= 0.001
+    assert bounds.bound_text(300, failing=True) == "-"  # a failing cell has no clean bound: the failure was seen
+
+
+def recorder_with(counts: dict[str, tuple[int, list[str]]]) -> Recorder:
+    recorder = Recorder()
+    recorder.start(0.0, {})
+    for scenario, (requests, names) in counts.items():
+        for index in range(requests):
+            recorder.on_request(1.0, context={"scenario": scenario})
+            recorder.tally(names if index == 0 else [], scenario)
+    return recorder
+
+
+def test_a_cell_is_settled_by_a_downstream_leak_or_the_target_only() -> None:
+    downstream = failure_name(DOWNSTREAM, "user_id", LEAK)
+    at_entry = failure_name(ENTRY, "user_id", LEAK)
+    lost = failure_name(DOWNSTREAM, "user_id", LOST)
+    assert recorder_with({"get": (3, [])}).settled(3, ("get",))
+    assert not recorder_with({"get": (2, [])}).settled(3, ("get",))
+    assert not recorder_with({"get": (3, [])}).settled(3, ("get", "post"))  # a scenario not seen yet is not settled
+    assert recorder_with({"get": (1, [downstream]), "post": (3, [])}).settled(3, ("get", "post"))
+    # an entry-only leak could still become a downstream one (stale -> leaks); a lost value could become a leak
+    assert not recorder_with({"get": (1, [at_entry])}).settled(3, ("get",))
+    assert not recorder_with({"get": (1, [lost])}).settled(3, ("get",))
+
+
+def test_the_hunt_plan_stops_at_the_target_and_prints_its_estimate() -> None:
+    name = registry.reference()
+    specs = list(sweep.plan(sweep.QUICK, (name,), scenarios.SCENARIOS))
+    assert len(specs) == len(serverconfig.LEAK_HUNT)
+    assert {(s.stop_at, s.duration_s, s.scenario) for s in specs} == {(HUNT_STOP_AT, QUICK_DURATION_S, scenarios.EACH)}
+    assert HUNT_STOP_AT == bounds.CLEAN_CELL_TARGET
+    last = hunt.dry_run_lines(specs)[-1]
+    assert f"{len(specs)} runs" in last and f"~{hunt.estimate_s(specs) / 60:.1f} min" in last
+    other = list(sweep.plan(sweep.FULL, (name,), (scenarios.GET,)))
+    assert {s.stop_at for s in other} == {0}  # only the hunt stops early
+
+
+def settled_run(variant: str) -> dict:
+    spec = bounded_run.RunSpec(variant, scenarios.EACH, 10, QUICK_DURATION_S, 0.0, tag="test", stop_at=HUNT_STOP_AT)
+    with exclusive_run():
+        result = bounded_run.execute(spec)
+    assert result["processes"]["left_behind"] == []
+    assert not any(psutil.pid_exists(pid) and bounded_run._alive(pid) for pid in result["processes"]["started"])
+    return result
+
+
+def test_a_clean_run_stops_once_every_cell_has_the_target() -> None:
+    result = settled_run("explicit")  # correct on uvloop-httptools: no failure in any scenario
+    assert result["timing"]["stopped_early"]
+    cells = bounded_run.cells_of(result)
+    assert {cell["run"]["scenario"] for cell in cells} == set(scenarios.SCENARIOS)
+    assert all(cell["failures_total"]["requests"] >= HUNT_STOP_AT for cell in cells)
+    assert all(cell["failures_total"]["failures"] == {} for cell in cells)
+
+
+def test_the_negative_control_stops_at_its_first_leaks() -> None:
+    result = settled_run("global_state")
+    assert result["timing"]["stopped_early"]
+    cells = bounded_run.cells_of(result)
+    assert all(cell["failures_total"][LEAK] > 0 for cell in cells)  # every scenario caught it
+    assert any(cell["failures_total"]["requests"] < HUNT_STOP_AT for cell in cells)  # and stopped before the target
+
+
+def test_the_cells_table_gives_each_clean_cell_its_bound_and_marks_those_under_the_target() -> None:
+    from scripts.report import report
+
+    def cell(variant: str, requests: int, leak: int) -> dict:
+        counts = {"requests": requests, "leak": leak, "lost": 0, "other": 0}
+        return {"variant": variant, "scenario": scenarios.GET, "server": serverconfig.DEFAULT.label} | counts
+
+    grid = [cell("explicit", 299, 0), cell("global_state", 40, 12), cell("request_state", 3_000, 0)]
+    lines = report.cells_markdown({"leak_grid": grid}).splitlines()
+    row = {name: next(line for line in lines if f"`{name}`" in line) for name in ("explicit", "global_state")}
+    assert row["explicit"].endswith(f"| {bounds.bound_text(299)} * |")  # clean, under the 300 target
+    assert row["global_state"].endswith("| - |")  # it failed: no clean bound
+    assert any(line.endswith(f"| {bounds.bound_text(3_000)} |") for line in lines)

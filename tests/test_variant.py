@@ -1,0 +1,79 @@
+"""One variant's row: `ctxbench variant`, `bench --variant` and the gate's merge replace that variant's results only."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyperf
+import pytest
+
+from apps.harness import registry
+from microbench import bm_paired
+from scripts import cli
+from scripts.bench import bench, verify
+from scripts.bench import stats as benchstats
+from scripts.common.environment import ROOT
+from scripts.load import servers as serverconfig
+
+SUBJECT = "explicit"
+
+
+@pytest.mark.parametrize("argv", [["variant", "nope"], ["bench", "--variant", "nope"], ["sweep", "--variant", "nope"]])
+def test_an_unknown_variant_is_bad_usage(argv: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "scripts.cli", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "unknown variant" in result.stderr
+
+
+def test_bench_variant_runs_only_its_own_jobs_and_replaces_only_its_files(tmp_path: Path) -> None:
+    mode = bench.MODES["smoke"]
+    jobs = bench.jobs(mode, tmp_path, (SUBJECT,))
+    assert [(job.script, job.output.name) for job in jobs] == [
+        ("bm_apps.py", f"app_{SUBJECT}.json"),
+        (bench.PAIRED_SCRIPT, f"{benchstats.VARIANT_PAIRED_PREFIX}{SUBJECT}.json"),
+    ]
+    assert ["--variant", SUBJECT] == jobs[1].command(mode, None, 0)[-2:]
+    for name in (f"app_{SUBJECT}.json", "app_baseline.json", benchstats.PAIRED_NAME, "depth_basehttp.json"):
+        (tmp_path / name).write_text("{}")
+    replaced = bench.replaced_files(mode, (SUBJECT,))
+    matched = {path.name for path in tmp_path.iterdir() if any(fnmatch.fnmatch(path.name, p) for p in replaced)}
+    assert matched == {f"app_{SUBJECT}.json"}
+    everything = bench.replaced_files(mode, ())
+    assert all(any(fnmatch.fnmatch(path.name, p) for p in everything) for path in tmp_path.iterdir())
+
+
+def test_the_gate_of_one_variant_keeps_the_others_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "verify" / "verdicts.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"variants": {"baseline": {"conforms": True, "failures": {}, "problems": []}}}))
+    monkeypatch.setattr(verify, "measure", lambda variant: {})
+    monkeypatch.setattr(verify.conformance, "scenario_problems", lambda variant, counts: [])
+    assert verify.verify([registry.get(SUBJECT)], tmp_path, merge=True) == []
+    assert set(json.loads(path.read_text())["variants"]) == {"baseline", SUBJECT}
+    verify.verify([registry.get(SUBJECT)], tmp_path)  # without merge: that run's variants only
+    assert set(json.loads(path.read_text())["variants"]) == {SUBJECT}
+
+
+def test_one_variants_paired_blocks_pair_with_their_own_baseline(tmp_path: Path) -> None:
+    output = benchstats.variant_paired_path(tmp_path, SUBJECT)
+    command = [sys.executable, str(ROOT / "microbench" / "bm_paired.py"), "-o", str(output), "--blocks", "2"]
+    command += ["--block-requests", "3", "--processes", "1", "--variant", SUBJECT]
+    subprocess.run(command, cwd=ROOT, check=True)
+    suite = pyperf.BenchmarkSuite.load(str(output))
+    apps = {bench.get_name().split("_", 2)[2] for bench in suite.get_benchmarks()}
+    assert apps == {SUBJECT, registry.reference(), benchstats.AA_APP}  # no depth apps, no other variant
+    assert set(benchstats.load_variant_paired(tmp_path)) == {SUBJECT}
+    for method in bm_paired.METHODS:
+        assert len(benchstats.block_ratios(suite, method, SUBJECT, registry.reference())) == 2
+
+
+def test_the_variant_command_is_registered_and_its_dry_run_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.COMMANDS["variant"] == "report"
+    assert cli.main(["variant", SUBJECT, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "step: leak hunt" in out and "step: gate and paired CPU bench" in out
+    assert f"{len(serverconfig.LEAK_HUNT)} runs" in out
