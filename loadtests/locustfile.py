@@ -22,7 +22,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import scenarios
 from loadtests.pipeline import PipelineClient, ProtocolError
 from loadtests.recorder import Recorder
-from loadtests.validation import judge, message
+from loadtests.validation import assess, message
 
 RECORDER = Recorder()
 
@@ -114,8 +114,9 @@ class ContractUser(FastHttpUser):
             spec.method, spec.url, headers=spec.headers(), data=body, name=name, catch_response=True, context=context
         ) as response:
             validate = not opts.ctx_skip_validation
-            names = judge(spec, response.status_code, response.headers or {}, response.content or b"", validate)
-            RECORDER.tally(names, self.scenario)
+            content = response.content or b""
+            names, origins = assess(spec, response.status_code, response.headers or {}, content, validate)
+            RECORDER.tally(names, self.scenario, origins)
             if names:
                 response.failure(message(names))
             else:
@@ -168,8 +169,10 @@ class PipelineUser(User):
             return
         for spec, item in zip(specs, timed, strict=False):
             response = item.response
-            names = judge(spec, response.status, response.headers, response.body, not opts.ctx_skip_validation)
-            RECORDER.tally(names, self.scenario)
+            names, origins = assess(
+                spec, response.status, response.headers, response.body, not opts.ctx_skip_validation
+            )
+            RECORDER.tally(names, self.scenario, origins)
             fire(
                 request_type="PIPE",
                 name=scenarios.request_name(spec.kind, pipelined=True, scenario=self.scenario if self.tagged else None),

@@ -7,7 +7,7 @@ import argparse
 from apps.harness import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
-from scripts.load import bounded_run
+from scripts.load import bounded_run, fronts
 from scripts.load import servers as serverconfig
 from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
@@ -30,12 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="server configuration: " + ", ".join(serverconfig.BY_LABEL),
     )
+    parser.add_argument(
+        "--front",
+        default=fronts.DIRECT_FRONT.label,
+        choices=list(fronts.BY_LABEL),
+        metavar="FRONT",
+        help="what the clients connect to: " + ", ".join(fronts.BY_LABEL) + " (a reverse proxy before the server)",
+    )
     parser.add_argument("--rate", type=float, default=0.0, help="total fixed rate (requests/s); 0 = closed loop")
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
     parser.add_argument("--processes", type=int, default=1, help="locust processes")
 
 
 def run(args: argparse.Namespace) -> int:
+    front = fronts.get(args.front)
+    if (missing := front.missing()) is not None:
+        print(f"ctxbench load: skipped: {missing}")
+        return 2
     spec = bounded_run.RunSpec(
         args.variant,
         args.scenario,
@@ -47,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         validate=not args.no_validation,
         processes=args.processes,
         tag="load",
+        front=front,
     )
     with exclusive_run():
         result = bounded_run.execute(spec)

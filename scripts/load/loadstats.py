@@ -8,6 +8,10 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`,
   `lost`, `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name ->
   count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+- `front_grid`: the leak grid over every front (`front`: `direct`, `nginx`, `haproxy-always`, ... of
+  scripts.load.fronts), one row per (variant, scenario, server, front), with `cross_client` (responses that carried a
+  value another client connection sent) and `origins` (other_client / same_client / unknown -> responses). Every other
+  section, `leak_grid` included, reads only the runs without a front, as before fronts existed.
 - `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
   `total_requests`.
 - `server_cost`: the `servers` side-by-side rounds, or null: per (server label, variant) `server_us_per_request_median`,
@@ -40,6 +44,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from scripts.common.results import LOAD_DIR, read_json, write_json
+from scripts.load.fronts import DIRECT_FRONT
 
 SUMMARY_NAME = "summary.json"
 SIDE_KIND = "side-by-side"
@@ -63,14 +68,20 @@ def load_results(directory: Path = LOAD_DIR) -> tuple[list[tuple[str, dict]], li
     return runs, side
 
 
-def leak_grid(runs: list[tuple[str, dict]]) -> list[dict]:
-    cells: dict[tuple[str, str, str], dict] = {}
+def front_of(data: dict) -> str:
+    """The run's front label; runs written before fronts existed were direct."""
+    return data["run"].get("front", {}).get("label", DIRECT_FRONT.label)
+
+
+def leak_grid(runs: list[tuple[str, dict]], by_front: bool = False) -> list[dict]:
+    cells: dict[tuple[str, ...], dict] = {}
     for _, data in runs:
         run = data["run"]
-        key = (run["variant"], run["scenario"], run["config"]["label"])
+        key = (run["variant"], run["scenario"], run["config"]["label"], *((front_of(data),) if by_front else ()))
         cell = cells.setdefault(
             key,
             {"variant": key[0], "category": data["variant_category"], "scenario": key[1], "server": key[2]}
+            | ({"front": key[3], "cross_client": 0, "origins": {}} if by_front else {})
             | {"runs": 0, "requests": 0, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "failures": {}},
         )
         total = data["failures_total"]
@@ -79,6 +90,10 @@ def leak_grid(runs: list[tuple[str, dict]]) -> list[dict]:
             cell[field] += total[field]
         for name, count in total["failures"].items():
             cell["failures"][name] = cell["failures"].get(name, 0) + count
+        if by_front:
+            cell["cross_client"] += total.get("cross_client", 0)
+            for name, count in total.get("origins", {}).items():
+                cell["origins"][name] = cell["origins"].get(name, 0) + count
     return [cells[key] for key in sorted(cells)]
 
 
@@ -251,13 +266,15 @@ def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
 
 def summarize(directory: Path = LOAD_DIR) -> dict:
     """Read every result file, write summary.json atomically next to them, return it."""
-    runs, side = load_results(directory)
+    every_run, side = load_results(directory)
+    runs = [(name, data) for name, data in every_run if front_of(data) == DIRECT_FRONT.label]
     grid = leak_grid(runs)
     newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
     summary = {
         "schema": 1,
         "files": {"runs": len(runs), "side_rounds": len(side)},
         "leak_grid": grid,
+        "front_grid": leak_grid(every_run, by_front=True),
         "clean_cells": clean_cells(grid),
         "server_cost": server_cost(side),
         "throughput": throughput(runs),

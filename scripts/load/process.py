@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,7 @@ import psutil
 from apps.harness.contract import HEALTH_PATH
 from apps.harness.registry import Variant
 from scripts.common.environment import ROOT
+from scripts.load.fronts import Front
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
 
@@ -168,3 +170,50 @@ def serve(
             yield server
         finally:
             server.stop()
+
+
+@dataclass
+class Fronted:
+    """What the clients talk to: the front's port (the server's own when direct), its process and config text."""
+
+    front: Front
+    port: int
+    process: Managed | None = None
+    config: str | None = None
+
+    def cpu_seconds(self) -> float:
+        return self.process.cpu_seconds() if self.process is not None else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.front.as_dict(),
+            "version": self.front.version(),
+            "command": self.process.command if self.process is not None else None,
+            "config": self.config,
+        }
+
+
+@contextlib.contextmanager
+def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterator[Fronted]:
+    """The front started in a temporary prefix in front of a serving server, answering /healthz through it on entry,
+    stopped by PID and process group on exit whatever happened. Direct: nothing is started."""
+    if front.is_direct:
+        yield Fronted(front, upstream_port)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"ctxbench-{front.label}-") as tmp:
+        prefix = Path(tmp)
+        prefix.chmod(0o755)  # nginx's workers drop root for nobody and must reach their body buffers in the prefix
+        port = free_port()
+        conf = prefix / f"{front.kind}.conf"
+        config = front.render(prefix, port, upstream_port, HOST)
+        conf.write_text(config)
+        process = Managed(front.command(prefix, conf), cpus, prefix / "front.log")
+        try:
+            try:
+                wait_answering(process, f"http://{HOST}:{port}{HEALTH_PATH}")
+            except NotServing as error:
+                raise RuntimeError(f"front {front.label}: {error}:\n{process.log_tail()}") from None
+            process.processes()  # remember nginx's worker now that it is up
+            yield Fronted(front, port, process, config)
+        finally:
+            process.stop()

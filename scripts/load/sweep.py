@@ -1,8 +1,10 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
-quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
-         configuration drive every scenario at once, one result per scenario (about 20 minutes)
-full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
+quick    every variant x every scenario x serverconfig.LEAK_HUNT directly, and x serverconfig.FRONTED behind every
+         reverse proxy of fronts.PROXIES: one server (and front) and one locust per variant, server configuration
+         and front drive every scenario at once, one result per scenario (narrow it with --front/--server/--variant)
+full     FULL_USERS x every scenario x serverconfig.ALL, directly or behind --front (hours: narrow it with --variant/
+         --scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side_by_side):
          cost
@@ -22,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from apps.harness import registry
 from loadtests import scenarios
 from scripts.common.lock import exclusive_run
-from scripts.load import bounded_run, side_by_side
+from scripts.load import bounded_run, fronts, side_by_side
 from scripts.load import servers as serverconfig
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
@@ -85,7 +87,26 @@ def curves_plan(variants: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
                 yield bounded_run.RunSpec(*spec, tag=CURVES)
 
 
-def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
+def quick_cells(
+    chosen_scenarios: tuple[str, ...], chosen_fronts: tuple[fronts.Front, ...] | None
+) -> list[tuple[int, serverconfig.ServerConfig, str, fronts.Front]]:
+    """The hunt's cells: every hunt configuration directly, the FRONTED ones behind each proxy (or the fronts asked)."""
+    each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
+    wanted = fronts.ALL if chosen_fronts is None else chosen_fronts
+    cells = []
+    for front in wanted:
+        configs = serverconfig.LEAK_HUNT if front.is_direct else serverconfig.FRONTED
+        cells += [(QUICK_USERS, config, s, front) for config in configs for s in each]
+    return cells
+
+
+def plan(
+    mode: str,
+    variants: tuple[str, ...],
+    chosen_scenarios: tuple[str, ...],
+    chosen_fronts: tuple[fronts.Front, ...] | None = None,
+) -> Iterator[bounded_run.RunSpec]:
+    """`chosen_fronts` None: the mode's default (quick: direct and every proxy; the others: direct only)."""
     if mode == CLIENT:
         yield from client_plan()
         return
@@ -95,19 +116,27 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     if mode == QUICK:
         # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
         # starting them per cell cost more than the cells. The saved results are still one per scenario.
-        each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
-        cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
+        # A front is one more process per run, not a new axis of its own: the same variants and scenarios.
+        cells = quick_cells(chosen_scenarios, chosen_fronts)
         duration, warmup = QUICK_DURATION_S, QUICK_WARMUP_S
     elif mode == FULL:
-        cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.ALL for s in chosen_scenarios]
+        wanted = chosen_fronts or (fronts.DIRECT_FRONT,)
+        cells = [
+            (u, config, s, front)
+            for front in wanted
+            for u in FULL_USERS
+            for config in serverconfig.ALL
+            for s in chosen_scenarios
+        ]
         duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
     else:  # LATENCY: fixed rate, default server, plain GETs, repeated rounds
-        cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS
+        cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET, fronts.DIRECT_FRONT)] * SIDE_ROUNDS
         duration, warmup = LATENCY_DURATION_S, SIDE_WARMUP_S
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
-    for index, (users, config, scenario) in enumerate(cells):
+    for index, (users, config, scenario, front) in enumerate(cells):
         for variant in rotated(variants, index):
-            yield bounded_run.RunSpec(variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode)
+            spec = (variant, scenario, users, duration, warmup, config)
+            yield bounded_run.RunSpec(*spec, rate_per_s=rate, tag=mode, front=front)
 
 
 def progress(done: int, total: int, started: float) -> str:
@@ -121,6 +150,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", help="only these variants (default: all)")
     parser.add_argument("--scenario", action="append", choices=scenarios.SCENARIOS, help="only these scenarios")
     parser.add_argument("--server", action="append", help="only these server config labels, e.g. asyncio-h11")
+    parser.add_argument(
+        "--front",
+        action="append",
+        choices=list(fronts.BY_LABEL),
+        help="only these fronts (quick default: all of them; full: direct): " + ", ".join(fronts.BY_LABEL),
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
 
@@ -129,9 +164,14 @@ def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
     started = time.monotonic()
     errors = 0
     for done, spec in enumerate(specs, 1):
+        missing = spec.front.missing()
         if dry_run:
-            label = f"{spec.variant} {spec.scenario} {spec.config.label} u={spec.users}"
-            print(f"{label} {spec.duration_s}s rate={spec.rate_per_s} validate={spec.validate}")
+            label = f"{spec.variant} {spec.scenario} {spec.config.label} front={spec.front.label} u={spec.users}"
+            skip = f" SKIPPED ({missing})" if missing else ""
+            print(f"{label} {spec.duration_s}s rate={spec.rate_per_s} validate={spec.validate}{skip}")
+            continue
+        if missing:  # a proxy that is not installed: its cells are skipped, said once per cell, not an error
+            print(f"{progress(done, len(specs), started)}  SKIPPED {spec.variant} {spec.config.label}: {missing}")
             continue
         try:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
@@ -154,5 +194,6 @@ def run(args: argparse.Namespace) -> int:
         return side_by_side.run_rounds(variants, args.dry_run)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
-    specs = plan(args.mode, variants, chosen)
+    chosen_fronts = tuple(map(fronts.get, args.front)) if args.front else None
+    specs = plan(args.mode, variants, chosen, chosen_fronts)
     return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
