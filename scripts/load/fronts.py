@@ -44,7 +44,7 @@ http {{
         keepalive {keepalive};
     }}
     server {{
-        listen {host}:{port};
+        listen {host}:{port}{listen};{server_lines}
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -106,6 +106,8 @@ class Front:
     label: str
     kind: str = DIRECT
     options: tuple[str, ...] = ()  # config lines added where the kind's template takes them (nginx: `location /`)
+    tls: bool = False  # terminates TLS with a certificate generated for the run (scripts.load.tls); nginx only
+    http2: bool = False  # offers HTTP/2 to clients (by ALPN under TLS); upstream stays HTTP/1.1 keep-alive
 
     @property
     def front_kind(self) -> FrontKind:
@@ -130,8 +132,15 @@ class Front:
         """The config file's text, for a front listening on host:port in front of host:upstream_port."""
         kind = self.front_kind
         options = "".join(f"\n{kind.indent}{line}" for line in self.options)
+        listen = (" ssl" if self.tls else "") + (" http2" if self.http2 else "")
+        server_lines = "".join(
+            f"\n        {line}"
+            for line in (f"ssl_certificate {prefix}/cert.pem;", f"ssl_certificate_key {prefix}/key.pem;")
+            if self.tls
+        )
         values = {"label": self.label, "prefix": prefix, "host": host, "port": port, "upstream_port": upstream_port}
-        return kind.template.format(**values, keepalive=UPSTREAM_KEEPALIVE, options=options)
+        values |= {"listen": listen, "server_lines": server_lines, "options": options}
+        return kind.template.format(**values, keepalive=UPSTREAM_KEEPALIVE)
 
     def command(self, prefix: Path, conf: Path) -> list[str]:
         binary = self.binary()
@@ -149,7 +158,13 @@ class Front:
         return lines[0].strip() if lines else None
 
     def as_dict(self) -> dict[str, object]:
-        return {"label": self.label, "kind": self.kind, "options": list(self.options)}
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "options": list(self.options),
+            "tls": self.tls,
+            "http2": self.http2,
+        }
 
 
 DIRECT_FRONT = Front("direct")  # no proxy: the client's connection is the server's connection (every run until now)
@@ -161,6 +176,9 @@ HAPROXY_ALWAYS = Front("haproxy-always", HAPROXY, ("http-reuse always",))
 ALL: tuple[Front, ...] = (DIRECT_FRONT, NGINX_DEFAULT, NGINX_UNBUFFERED, HAPROXY_SAFE, HAPROXY_ALWAYS)
 PROXIES: tuple[Front, ...] = tuple(front for front in ALL if not front.is_direct)
 BY_LABEL = MappingProxyType({front.label: front for front in ALL})
+# nginx terminating HTTP/2 (TLS, ALPN) before an HTTP/1.1 keep-alive upstream: driven by the multiplexing HTTP/2 client
+# (scripts.load.h2), not by locust, so not a front of the hunt's locust cells
+NGINX_H2 = Front("nginx-h2", NGINX, tls=True, http2=True)
 
 
 def get(label: str) -> Front:

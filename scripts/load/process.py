@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from scripts.common.environment import ROOT
 from scripts.load.fronts import Front
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
+from scripts.load.tls import Certificate, generate
 
 
 class LeftBehind(RuntimeError):
@@ -132,14 +134,16 @@ class NotServing(RuntimeError):
         self.exit_code = exit_code
 
 
-def wait_answering(server: Managed, url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-    """Poll `url` on fresh connections until it answers 200, or raise NotServing."""
+def wait_answering(
+    server: Managed, url: str, timeout_s: float = HEALTH_TIMEOUT_S, context: ssl.SSLContext | None = None
+) -> None:
+    """Poll `url` on fresh connections until it answers 200, or raise NotServing (`context`: for https)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise NotServing(f"server exited with {server.process.returncode}", server.process.returncode)
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -180,6 +184,11 @@ class Fronted:
     port: int
     process: Managed | None = None
     config: str | None = None
+    certificate: Certificate | None = None  # a TLS front's, generated for the run
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.certificate else 'http'}://{HOST}:{self.port}"
 
     def cpu_seconds(self) -> float:
         return self.process.cpu_seconds() if self.process is not None else 0.0
@@ -207,13 +216,16 @@ def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterato
         conf = prefix / f"{front.kind}.conf"
         config = front.render(prefix, port, upstream_port, HOST)
         conf.write_text(config)
+        certificate = generate(prefix, HOST) if front.tls else None
+        context = certificate.client_context() if certificate else None
         process = Managed(front.command(prefix, conf), cpus, prefix / "front.log")
+        fronted = Fronted(front, port, process, config, certificate)
         try:
             try:
-                wait_answering(process, f"http://{HOST}:{port}{HEALTH_PATH}")
+                wait_answering(process, f"{fronted.url}{HEALTH_PATH}", context=context)
             except NotServing as error:
                 raise RuntimeError(f"front {front.label}: {error}:\n{process.log_tail()}") from None
             process.processes()  # remember nginx's worker now that it is up
-            yield Fronted(front, port, process, config)
+            yield fronted
         finally:
             process.stop()

@@ -55,3 +55,6 @@ CURVES_USERS = (1, 4, 16, 64)
 CURVES_ROUNDS = 3
 CURVES_DURATION_S = 5.0
 CURVES_WARMUP_S = 1.0
+# HTTP/2 cells (`make sweep MODE=h2`): streams in flight at once on one connection, rounds of them per cell
+H2_STREAMS = 32
+H2_ROUNDS = 20

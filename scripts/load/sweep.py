@@ -11,6 +11,9 @@ side     every variant's server at once on the server core, each with its own ge
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
          and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
+h2       HTTP/2: every variant on scripts.load.h2.TARGETS (hypercorn and granian serving h2c and TLS themselves,
+         nginx terminating HTTP/2 before a server), H2_ROUNDS rounds of H2_STREAMS streams multiplexed on one
+         connection, each response judged; results/load/h2/ (narrow it with --server/--variant)
 curves   baseline and the recommended approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
          throughput and p50/p99 against concurrency (about 10 minutes)
 """
@@ -45,8 +48,8 @@ from scripts.load.settings import (
 )
 
 QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT = "quick", "full", "latency", "side", "servers", "client"
-CURVES = "curves"
-MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES)
+CURVES, H2 = "curves", "h2"
+MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES, H2)
 LATENCY_DURATION_S = 6.0
 (CLIENT_VARIANT,) = registry.tagged(registry.CLIENT_LOAD)  # a full, all-ok response: the checker judges it all
 CLIENT_DURATION_S = 6.0
@@ -194,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
         return side_by_side.run_rounds(variants, args.dry_run)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT)
+    if args.mode == H2:
+        from scripts.load import h2  # httpx and the certificate code only when HTTP/2 runs
+
+        return h2.run_all(variants, args.server, args.dry_run)
     chosen_fronts = tuple(map(fronts.get, args.front)) if args.front else None
     specs = plan(args.mode, variants, chosen, chosen_fronts)
     return run_all((s for s in specs if not args.server or s.config.label in args.server), args.dry_run)
