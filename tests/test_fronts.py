@@ -11,12 +11,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from apps.harness import registry, traffic
+from apps.harness import origin, registry, traffic
 from apps.harness.contract import HEALTH_PATH
 from loadtests.pipeline import PipelineClient
 from loadtests.validation import judge
 from scripts.common.lock import exclusive_run
-from scripts.load import fronts, load, sweep
+from scripts.load import bounded_run, fronts, load, sweep
 from scripts.load import servers as serverconfig
 from scripts.load.process import free_port, fronting, in_group, serve
 from scripts.load.settings import FRONT_CPUS, HOST, SERVER_CPUS
@@ -132,3 +132,22 @@ def test_dry_run_prints_the_front_of_every_run(capsys: pytest.CaptureFixture[str
     fronted = len(serverconfig.FRONTED)
     assert len(lines) == len(serverconfig.LEAK_HUNT) + fronted
     assert sum("front=nginx " in line for line in lines) == fronted
+
+
+def test_a_locust_run_behind_a_proxy_records_the_front_and_catches_another_clients_data() -> None:
+    """The negative control (a module-level dict) behind nginx: concurrent clients overwrite each other's values, so
+    its leaks must be traced to another client connection; the run records the front and leaves nothing behind."""
+    front = fronts.NGINX_DEFAULT
+    if front.missing():
+        pytest.skip(front.missing())
+    (control,) = [v.name for v in registry.VARIANTS if v.category == registry.CONTROL and not v.exact]
+    spec = bounded_run.RunSpec(control, "get", 4, 2.0, 0.5, serverconfig.DEFAULT, tag="test", front=front)
+    with exclusive_run():
+        result = bounded_run.execute(spec)
+    assert result["processes"]["started"] and result["processes"]["left_behind"] == []
+    assert result["front"]["label"] == front.label and "keepalive" in result["front"]["config"]
+    assert result["run"]["front"]["label"] == front.label
+    total = result["failures_total"]
+    assert total["leak"] > 0 and total["cross_client"] > 0
+    assert total["cross_client"] == total["origins"][origin.OTHER_CLIENT]
+    assert "cross_client=" in bounded_run.one_line(result)
