@@ -16,7 +16,7 @@ from scripts.load import loadstats as loadstats
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix as matrix
 from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.report import decision, decision_chart, observability
+from scripts.report import decision, decision_chart, observability, proxy
 from scripts.soak.report import soak_section
 from scripts.versions.report import render as render_versions
 from scripts.versions.report import versions_section
@@ -370,6 +370,8 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *_opening_chart(sources),
         *decision.recommendation_lines(table),
+        "",
+        *proxy.section(sources["load"]),
         "",
         *decision.per_server_lines(table, sources["load"]),
         "",
