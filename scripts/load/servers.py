@@ -139,7 +139,7 @@ LEAK_HUNT: tuple[ServerConfig, ...] = (
     GRANIAN_ASYNCIO,
     DAPHNE,
 )
-# two workers: the full sweep only
+# uvicorn's other parser/loop pairs are in LEAK_HUNT now, with their twins; two workers: the full sweep only
 EXTRA: tuple[ServerConfig, ...] = (
     ServerConfig("uvloop-httptools-w2", "uvicorn", ("--loop", "uvloop", "--http", "httptools", "--workers", "2")),
 )
