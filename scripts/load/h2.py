@@ -34,7 +34,7 @@ from scripts.load import fronts
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, NotServing, free_port, fronting, server_command, wait_answering
 from scripts.load.settings import FRONT_CPUS, H2_ROUNDS, H2_STREAMS, HOST, SERVER_CPUS
-from scripts.load.tls import Certificate, generate
+from scripts.load.tls import HTTP1, Certificate, generate
 
 H2C, TLS = "h2c", "tls"
 KIND = "h2"  # the result files' kind (loadstats reads only runs with a "run" and the side-by-side rounds)
@@ -89,11 +89,12 @@ def serving(target: Target, variant: registry.Variant) -> Iterator[tuple[str, ss
         scheme = "https" if certificate else "http"
         server = Managed(server_command(variant, config, port), SERVER_CPUS, Path(tmp) / "server.log")
         context = certificate.client_context() if certificate else None
+        health = certificate.client_context(HTTP1) if certificate else None
         served: dict[str, object] = {"server": {"label": target.config.label, "command": server.command}}
         front_process: Managed | None = None
         try:
             try:
-                wait_answering(server, f"{scheme}://{HOST}:{port}{HEALTH_PATH}", context=context)
+                wait_answering(server, f"{scheme}://{HOST}:{port}{HEALTH_PATH}", context=health)
             except NotServing as error:
                 raise RuntimeError(f"{target.label}: {error}:\n{server.log_tail()}") from None
             server.processes()

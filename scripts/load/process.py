@@ -25,7 +25,7 @@ from scripts.common.environment import ROOT
 from scripts.load.fronts import Front
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
-from scripts.load.tls import Certificate, generate
+from scripts.load.tls import HTTP1, Certificate, generate
 
 
 class LeftBehind(RuntimeError):
@@ -217,7 +217,7 @@ def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterato
         config = front.render(prefix, port, upstream_port, HOST)
         conf.write_text(config)
         certificate = generate(prefix, HOST) if front.tls else None
-        context = certificate.client_context() if certificate else None
+        context = certificate.client_context(HTTP1) if certificate else None
         process = Managed(front.command(prefix, conf), cpus, prefix / "front.log")
         fronted = Fronted(front, port, process, config, certificate)
         try:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+HTTP1 = ("http/1.1",)  # what a health check over urllib offers
 VALID_FOR = dt.timedelta(days=1)  # a run's certificate: never reused, never trusted outside the run
 
 
@@ -21,10 +22,11 @@ class Certificate:
     cert: Path  # PEM
     key: Path  # PEM, PKCS#8 unencrypted (granian takes PKCS#8 only)
 
-    def client_context(self) -> ssl.SSLContext:
-        """A client context that trusts this certificate alone, offering h2 and http/1.1."""
+    def client_context(self, protocols: tuple[str, ...] = ("h2", "http/1.1")) -> ssl.SSLContext:
+        """A client context that trusts this certificate alone, offering `protocols` by ALPN (an HTTP/1.1-only
+        client such as urllib must not offer h2: the server would pick it)."""
         context = ssl.create_default_context(cafile=str(self.cert))
-        context.set_alpn_protocols(["h2", "http/1.1"])
+        context.set_alpn_protocols(list(protocols))
         return context
 
 
