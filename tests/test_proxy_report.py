@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scripts.load import loadstats
 from scripts.report import proxy
 
 
@@ -25,3 +26,27 @@ def test_the_section_sums_scenarios_per_front_and_is_absent_without_a_proxy_run(
     assert "| `v` | `uvloop-httptools` | 0 / 0 / 100 | 5 / 12 / 200 |" in lines
     assert "| `v` | `uvloop-httptools-reset` | - | 0 / 0 / 100 |" in lines
     assert proxy.section({"front_grid": grid[:1]}) == [] and proxy.section(None) == []
+
+
+def run(front: str | None, leak: int, cross: int) -> tuple[str, dict]:
+    data = {
+        "run": {"variant": "v", "scenario": "get", "config": {"label": "uvloop-httptools"}},
+        "variant_category": "pitfall",
+        "failures_total": {"requests": 10, "failed_requests": leak, "leak": leak, "lost": 0, "other": 0,
+                           "failures": {"entry.user_id:leak": leak} if leak else {},
+                           "cross_client": cross, "origins": {"other_client": cross} if cross else {}},
+    }  # fmt: skip
+    if front is not None:  # runs written before fronts existed carry none: they were direct
+        data["run"]["front"] = {"label": front}
+    return f"{front}.json", data
+
+
+def test_the_summary_keeps_direct_runs_in_the_leak_grid_and_every_front_in_the_front_grid() -> None:
+    runs = [run(None, 0, 0), run("direct", 1, 0), run("nginx", 4, 3), run("nginx", 2, 1)]
+    assert [loadstats.front_of(data) for _, data in runs] == ["direct", "direct", "nginx", "nginx"]
+    (direct,) = loadstats.leak_grid(loadstats.direct_only(runs))
+    assert direct["runs"] == 2 and direct["leak"] == 1 and "front" not in direct
+    by_front = {cell["front"]: cell for cell in loadstats.leak_grid(runs, by_front=True)}
+    assert by_front["nginx"]["cross_client"] == 4 and by_front["nginx"]["leak"] == 6 and by_front["nginx"]["runs"] == 2
+    assert by_front["direct"]["runs"] == 2 and by_front["direct"]["cross_client"] == 0
+    assert by_front["nginx"]["origins"] == {"other_client": 4}

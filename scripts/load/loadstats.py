@@ -73,6 +73,11 @@ def front_of(data: dict) -> str:
     return data["run"].get("front", {}).get("label", DIRECT_FRONT.label)
 
 
+def direct_only(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The runs without a front: every section but `front_grid` reads these alone."""
+    return [(name, data) for name, data in runs if front_of(data) == DIRECT_FRONT.label]
+
+
 def leak_grid(runs: list[tuple[str, dict]], by_front: bool = False) -> list[dict]:
     cells: dict[tuple[str, ...], dict] = {}
     for _, data in runs:
@@ -267,7 +272,7 @@ def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
 def summarize(directory: Path = LOAD_DIR) -> dict:
     """Read every result file, write summary.json atomically next to them, return it."""
     every_run, side = load_results(directory)
-    runs = [(name, data) for name, data in every_run if front_of(data) == DIRECT_FRONT.label]
+    runs = direct_only(every_run)
     grid = leak_grid(runs)
     newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
     summary = {
