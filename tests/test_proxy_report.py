@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.load import loadstats
+from scripts.load import loadstats, verdicts
 from scripts.report import proxy
 
 
@@ -50,3 +50,23 @@ def test_the_summary_keeps_direct_runs_in_the_leak_grid_and_every_front_in_the_f
     assert by_front["nginx"]["cross_client"] == 4 and by_front["nginx"]["leak"] == 6 and by_front["nginx"]["runs"] == 2
     assert by_front["direct"]["runs"] == 2 and by_front["direct"]["cross_client"] == 0
     assert by_front["nginx"]["origins"] == {"other_client": 4}
+
+
+def grid_cell(server: str, front: str, failures: dict[str, int]) -> dict:
+    leak = sum(failures.values())
+    return {"variant": "v", "server": server, "scenario": "get", "front": front, "failures": failures, "leak": leak,
+            "lost": 0, "requests": 100, "cross_client": 0}  # fmt: skip
+
+
+def test_server_verdicts_take_the_fronts_into_account_and_match_twins_behind_the_same_front() -> None:
+    entry = {"entry.user_id:leak": 3}
+    direct = [grid_cell("uvloop-httptools", "direct", {}), grid_cell("uvloop-httptools-reset", "direct", {})]
+    nginx = [grid_cell("uvloop-httptools", "nginx", entry), grid_cell("uvloop-httptools-reset", "nginx", {})]
+    leak_grid = [{k: v for k, v in c.items() if k not in ("front", "cross_client")} for c in direct]
+    load = {"leak_grid": leak_grid, "front_grid": direct + nginx}
+    assert verdicts.per_server({"leak_grid": leak_grid})[("v", "uvicorn")].verdict == verdicts.CORRECT
+    assert verdicts.per_server(load)[("v", "uvicorn")].verdict == verdicts.CORRECT_WITH
+    assert verdicts.per_server(load, proxies_only=True)[("v", "uvicorn")].verdict == verdicts.CORRECT_WITH
+    # the fixed twin measured only directly does not vouch for the proxied default
+    lonely = {"leak_grid": leak_grid, "front_grid": [*direct, nginx[0]]}
+    assert verdicts.per_server(lonely)[("v", "uvicorn")].verdict == verdicts.STALE_AT_ENTRY
