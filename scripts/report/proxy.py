@@ -45,4 +45,4 @@ def section(load: dict | None) -> list[str]:
             entry = figures.get((variant, server, label))
             cells.append("-" if entry is None else f"{entry['cross']} / {entry['leak']} / {entry['requests']}")
         lines.append(f"| `{variant}` | `{server}` | " + " | ".join(cells) + " |")
-    return lines
+    return [*lines, ""]

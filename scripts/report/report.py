@@ -371,8 +371,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         *_opening_chart(sources),
         *decision.recommendation_lines(table),
         "",
-        *proxy.section(sources["load"]),
-        "",
+        *proxy.section(sources["load"]),  # ends with its own blank line when there is one
         *decision.per_server_lines(table, sources["load"]),
         "",
         *decision.table_lines(table),
