@@ -1,1 +1,1 @@
-"""Variant apps, their shared HTTP contract, the leak checker and the registry (imports nothing else of ctxbench)."""
+"""The variants, one module each (what a reader copies), and the gunicorn reset worker; apps/harness/ judges them."""

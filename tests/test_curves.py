@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from apps.harness import registry
-from scripts.load import load_charts, sweep
-from scripts.load import loadstats as loadstats
+from scripts.load import load_charts, loadstats, sweep
 
 
 def fake_run(variant: str, users: int, rps: float, p50: float, p99: float, bound: bool = False) -> tuple[str, dict]:
@@ -57,7 +56,7 @@ def test_curves_chart_replaces_the_throughput_chart(tmp_path: Path, monkeypatch:
 
 def test_curves_plan_interleaves_baseline_and_the_recommended_approaches() -> None:
     specs = list(sweep.plan(sweep.CURVES, tuple(v.name for v in registry.VARIANTS), ("get",)))
-    recommended = {v.name for v in registry.VARIANTS if v.category == registry.RECOMMENDED}
+    recommended = {v.name for v in registry.VARIANTS if v.category == registry.APPROACH}
     assert {spec.variant for spec in specs} == recommended | {"baseline"}
     assert {spec.users for spec in specs} >= {1, 64}
     per_level = len(specs) // len({spec.users for spec in specs})

@@ -42,7 +42,7 @@ def test_a_new_variant_and_a_new_server_reach_the_gate_and_the_hunt_plan(tmp_pat
     source = (copy / "apps" / "contextvar_asgi.py").read_text()
     (copy / "apps" / f"{NEW_VARIANT}.py").write_text(source.replace('"contextvar_asgi"', f'"{NEW_VARIANT}"'))
     # step 2: one registry entry, with the verdicts expected (those of the module it was copied from).
-    entry = f'    Variant("{NEW_VARIANT}", RECOMMENDED, "A throw-away copy.", expected=expect(NONE, ENTRY_LEAK)),\n'
+    entry = f'    Variant("{NEW_VARIANT}", APPROACH, "A throw-away copy.", expected=expect(NONE, ENTRY_LEAK)),\n'
     _insert_before(copy / "apps" / "harness" / "registry.py", ")\n\nBY_NAME = ", entry)
     # Add a server: one ServerConfig entry in the leak hunt.
     server = f'    ServerConfig("{NEW_SERVER}", "uvicorn", ("--loop", "asyncio", "--http", "h11")),\n'

@@ -7,7 +7,7 @@ import pytest
 
 from apps.harness import registry
 from scripts import cli
-from scripts.matrix import matrix as matrix
+from scripts.matrix import matrix
 from scripts.matrix import propagation_app as m
 from scripts.report.limits import AFTER_CALL_NEXT
 

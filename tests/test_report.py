@@ -8,8 +8,7 @@ import pytest
 from apps.harness import registry
 from scripts.bench.verify import fresh
 from scripts.common import results as resultfiles
-from scripts.report import decision
-from scripts.report import report as report
+from scripts.report import decision, report
 
 ENV = {"created_utc": "2026-01-01T00:00:00+00:00", "python": "3.11.7", "cpu": "fixture", "cpu_count": 2,
        "git": {"commit": "0" * 40, "dirty": False}, "packages": {"fastapi": "0"}, "parameters": {"mode": "fixture",
@@ -73,9 +72,9 @@ def test_a_leak_under_load_makes_the_variant_a_leaker_and_moves_the_recommendati
     second = rows_by_name(write_fixture(tmp_path / "b", leaking="request_state"))
     assert second["request_state"].verdict == decision.LEAKS
     assert second["explicit"].verdict == decision.IMMUNE
-    lines_a = "\n".join(decision.recommendation_lines(list(first.values())))
-    lines_b = "\n".join(decision.recommendation_lines(list(second.values())))
-    assert "**request_state**" in lines_a and "**explicit**" in lines_b
+    answer_a, answer_b = decision.answer(list(first.values())), decision.answer(list(second.values()))
+    assert "`request_state`" in answer_a and "`explicit`" not in answer_a
+    assert "`explicit`" in answer_b and "`request_state`" not in answer_b
 
 
 def test_entry_only_leaks_that_a_fresh_context_removes_are_told_apart(tmp_path: Path) -> None:
@@ -89,7 +88,9 @@ def test_report_is_generated_from_the_files_and_is_reproducible(tmp_path: Path) 
     first = report.render(root)
     assert first == report.render(root)
     assert "service.tenant_id" not in first or "explicit" in first
-    assert "| `explicit` | recommended | explicit argument | leaks another request's data |" in first
+    table = "\n".join(decision.table_lines(decision.decide(report.load_sources(root))))
+    assert "| `explicit` | approach | explicit argument | leaks another request's data |" in table
+    assert "| `explicit` | approach | explicit argument | leaks | " in first  # the first screen's grid
     assert "missing: run `make matrix`" in first  # a missing source is said, not invented
 
 

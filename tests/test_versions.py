@@ -11,9 +11,8 @@ import pytest
 
 from apps.harness import registry
 from scripts.common import results as resultfiles
-from scripts.versions import envs, report, stacks
+from scripts.versions import envs, report, stacks, versions
 from scripts.versions import in_stack as inside
-from scripts.versions import versions as versions
 
 STAND_IN = stacks.Stack(
     "stand-in",
@@ -61,7 +60,7 @@ def test_a_missing_python_is_skipped_with_a_note(tmp_path: Path, monkeypatch: py
 
 
 def test_a_variant_an_old_stack_cannot_import_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    absent = registry.Variant("no_such_variant_module", registry.RECOMMENDED, "stands for an API a stack lacks")
+    absent = registry.Variant("no_such_variant_module", registry.APPROACH, "stands for an API a stack lacks")
     monkeypatch.setattr(registry, "get", lambda name: absent)
     found = inside.verdicts("no_such_variant_module", 10)
     assert found["status"] == inside.CANNOT_RUN and "ModuleNotFoundError" in found["reason"]

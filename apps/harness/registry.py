@@ -12,11 +12,13 @@ from apps.harness.checker import LEAK, LOST, failure_name
 from apps.harness.contract import AUDIT, CHECKPOINTS, ENTRY, FIELDS
 from apps.harness.observability import EVENT, SPAN, SPAN_FIELDS
 
-RECOMMENDED, PITFALL, CONTROL, LIBRARY = "recommended", "pitfall", "control", "library"
+# What a variant is (never whether it is advised: that is computed from the results, scripts/report/decision.py):
+# an approach to carrying context, a known pitfall, a control, or a library used as its documentation shows.
+APPROACH, PITFALL, CONTROL, LIBRARY = "approach", "pitfall", "control", "library"
 # How the context travels; the first three are the rows of the propagation matrix (scripts/matrix/propagation_app.py).
 CONTEXTVAR, MUTABLE_IN_CONTEXTVAR, REQUEST_STATE = "ContextVar", "mutable object in a ContextVar", "request.state"
 EXPLICIT, MODULE_GLOBAL, NOTHING = "explicit argument", "module global", "nothing"
-CATEGORIES = (CONTROL, RECOMMENDED, PITFALL, LIBRARY)
+CATEGORIES = (CONTROL, APPROACH, PITFALL, LIBRARY)
 
 # Groups a command takes its variants from (a tag on the variant, never a list in the command's module):
 REFERENCE = "reference"  # the cost floor every added cost is measured against (exactly one variant)
@@ -24,6 +26,7 @@ SERVER_COST = "server_cost"  # run on every server kind side by side ("What a se
 CLIENT_LOAD = "client_load"  # the client-CPU sweep's variant: a full, all-ok response on every request
 VERSION_MATRIX = "version_matrix"  # the approaches the version matrix runs on every stack
 OBSERVABILITY = "observability"  # observability libraries: the report's "What your observability tools record"
+PLAIN_CONTEXTVAR = "plain_contextvar"  # the plain approach whose fate a server decides: what a release does to it
 COST_TARGET = "cost_target"  # the bench's target comparison: its subject ...
 COST_TARGET_REFERENCE = "cost_target_reference"  # ... against each of these
 
@@ -94,21 +97,21 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "contextvar_asgi",
-        RECOMMENDED,
+        APPROACH,
         "ContextVars set by a pure ASGI middleware, reset in `finally`.",
-        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET}),
+        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET, PLAIN_CONTEXTVAR}),
         expected=expect(NONE, ENTRY_LEAK),
     ),
     Variant(
         "contextvar_isolated",
-        RECOMMENDED,
+        APPROACH,
         "contextvar_asgi behind an outermost pure ASGI middleware that runs each request in a fresh `Context`.",
         tags=frozenset({SERVER_COST, VERSION_MATRIX}),
         expected=expect(NONE, NONE),
     ),
     Variant(
         "request_state",
-        RECOMMENDED,
+        APPROACH,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
         tags=frozenset({VERSION_MATRIX}),
         mechanism=REQUEST_STATE,
@@ -116,7 +119,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "explicit",
-        RECOMMENDED,
+        APPROACH,
         "No shared storage: a dependency builds a context object passed down every call and handed back to the audit.",
         tags=frozenset({VERSION_MATRIX}),
         mechanism=EXPLICIT,

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from apps.harness import registry
 from microbench import bm_instructions, bm_paired
-from scripts.bench import bench_charts
+from scripts.bench import bench_charts, verify
 from scripts.bench import stats as benchstats
-from scripts.bench import verify as verify
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, CHARTS_DIR, write_json

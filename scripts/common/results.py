@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ SOAK_FOLLOWUP_DIR = RESULTS / "soak_followup"  # one pair soaked again, alone an
 MATRIX_DIR = RESULTS / "matrix"
 CHARTS_DIR = RESULTS / "charts"
 REPORT_PATH = RESULTS / "REPORT.md"
+# A Markdown link or image target that is a path (not a web address, not an anchor alone).
+LOCAL_LINK = re.compile(r"(\]\()(?![a-z][a-z0-9+.-]*:|#|/)([^)\s#]+)")
 
 
 def write_json(path: Path, data: object) -> Path:
@@ -36,6 +40,19 @@ def write_text(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def relink(text: str, page_dir: str) -> str:
+    """Links written relative to results/ (as every section writes them), made relative to a page in `page_dir`
+    (a folder relative to results/, "" for results/ itself): the same section reads right on any page."""
+    if not page_dir:
+        return text
+    return LOCAL_LINK.sub(lambda m: m.group(1) + posixpath.relpath(m.group(2), page_dir), text)
+
+
+def write_page(results_dir: Path, page: Path, text: str) -> Path:
+    """Write a Markdown page at `page` (relative to results/), its links rewritten from results/ to its folder."""
+    return write_text(results_dir / page, relink(text, page.parent.as_posix() if page.parent != Path(".") else ""))
 
 
 def read_json(path: Path) -> dict:

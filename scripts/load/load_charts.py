@@ -24,7 +24,7 @@ def _save(figure: plt.Figure, name: str) -> Path:
 
 
 def throughput_chart(summary: dict) -> Path | None:
-    """Throughput and p50/p99 against users for baseline and the recommended approaches (`make sweep MODE=curves`).
+    """Throughput and p50/p99 against users for baseline and the approaches (`make sweep MODE=curves`).
 
     Drawn from `curves` (interleaved rounds: the host's speed changes fall on every variant alike, so the curves can be
     compared). Point = median over rounds, bar = min-max; a hollow red ring marks a point where a run's generator was

@@ -25,7 +25,7 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   {`server_us_per_request_median`, `min`, `max`, `ratio_vs_baseline_median`, `ratio_min`, `ratio_max`}.
 - `latency`: fixed-rate runs (tag "latency"), per variant: `runs`, `rate_per_s`, `p50_ms`, `p90_ms`, `p99_ms`,
   `max_ms` (medians over runs of each run's exact percentile), `model` "fixed-rate".
-- `curves`: tag "curves" runs (`make sweep MODE=curves`: baseline and the recommended approaches, closed-loop GETs at
+- `curves`: tag "curves" runs (`make sweep MODE=curves`: baseline and the approaches, closed-loop GETs at
   several user counts, interleaved), or null: `scenario`, `server`, `users` (levels), `rows`, one per (variant, users):
   `variant`, `category`, `users`, `runs`, `rps_median`/`rps_min`/`rps_max`, `p50_ms_median`/`_min`/`_max`,
   `p99_ms_median`/`_min`/`_max` (each run's exact percentile; min-max over rounds), `server_us_per_request_median`,

@@ -48,7 +48,7 @@ FIXED_RATE_PER_S = 200.0  # fixed-rate latency runs: total requests/s, well belo
 FIXED_RATE_USERS = 8
 SIDE_SCENARIO = "get"  # plain requests: the cost of the mechanism, not of a large body
 CLIENT_CPU_ROUNDS = 3  # client CPU per request with and without validation, interleaved
-# throughput and latency against concurrency (`make sweep MODE=curves`): baseline and the recommended approaches,
+# throughput and latency against concurrency (`make sweep MODE=curves`): baseline and the approaches,
 # closed loop on uvicorn's default, every variant once per level and round in a rotated order, so the host's speed
 # changes fall on all of them alike
 CURVES_USERS = (1, 4, 16, 64)

@@ -14,7 +14,7 @@ client   the generator's CPU per request with and without judging responses, int
 h2       HTTP/2: every variant on scripts.load.h2.TARGETS (hypercorn and granian serving h2c and TLS themselves,
          nginx terminating HTTP/2 before a server), H2_ROUNDS rounds of H2_STREAMS streams multiplexed on one
          connection, each response judged; results/load/h2/ (narrow it with --server/--variant)
-curves   baseline and the recommended approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
+curves   baseline and the approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
          throughput and p50/p99 against concurrency (about 10 minutes)
 """
 
@@ -69,8 +69,8 @@ def client_plan() -> Iterator[bounded_run.RunSpec]:
 
 
 def curves_variants(variants: tuple[str, ...]) -> tuple[str, ...]:
-    """Baseline and the recommended approaches (of those asked for): the curves a reader compares."""
-    wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.RECOMMENDED}
+    """Baseline and the approaches (of those asked for): the curves a reader compares."""
+    wanted = {variant.name for variant in registry.VARIANTS if variant.category == registry.APPROACH}
     return tuple(name for name in variants if name == registry.reference() or name in wanted)
 
 

@@ -167,33 +167,25 @@ def decide(sources: dict[str, dict | None]) -> list[Row]:
 
 
 def recommendation_lines(rows: list[Row]) -> list[str]:
-    candidates = [row for row in rows if row.variant.category not in NOT_CANDIDATES]
+    """The recommendation in full: the approaches correct everywhere (the cheapest, or a tie), then the rest."""
+    candidates = recommendable(rows)
     immune = [row for row in candidates if row.verdict == IMMUNE]
     lines = ["## Recommendation", ""]
     if not any(row.outcome.where for row in rows):
         return [*lines, "No results yet: run `make bench`, `make sweep`, `make matrix`, then `make report`."]
-    if immune:
-        ranked = _by_cost(immune)
-        best = ranked[0]
-        cheapest = ", and the cheapest of those in-process" if _added_us(best) is not None else ""
-        lines.append(
-            f"**{best.variant.name}** ({best.variant.mechanism}): no leak and no lost context in any scenario or "
-            f"server configuration tried{cheapest}{_cost_phrase(best)}."
-        )
-        others = ", ".join(f"`{row.variant.name}`{_cost_phrase(row)}" for row in ranked[1:])
-        if others:
-            lines.append(f"Equally correct: {others}.")
-    else:
-        lines.append("No candidate was correct in every scenario and server configuration tried.")
-    safe_with_reset = _by_cost([row for row in candidates if row.verdict == SAFE_WITH_RESET])
+    lines.append(answer(rows))
+    others = [row for row in cost_order(immune) if row not in cheapest(immune)]
+    if others:
+        lines.append("Equally correct, and resolved as dearer: " + ", ".join(_named(row) for row in others) + ".")
+    safe_with_reset = cost_order([row for row in candidates if row.verdict == SAFE_WITH_RESET])
     if safe_with_reset:
         lines += [
             "",
             "Correct below the context layer, but on a keep-alive connection the previous request's context is "
             "visible at entry (to anything that runs before the context is set) on the servers' default settings. "
             "Every cell where they leaked was also run with the server's fresh-Context setting (uvicorn's "
-            "`--reset-contextvars`, ctxbench's gunicorn reset worker) and leaked nothing there, so they are correct "
-            "with it: " + ", ".join(f"`{r.variant.name}`{_cost_phrase(r)}" for r in safe_with_reset) + ".",
+            "`--reset-contextvars`, the gunicorn reset worker) and leaked nothing there, so they are correct "
+            "with it: " + ", ".join(_named(r) for r in safe_with_reset) + ".",
         ]
     stale = [row for row in candidates if row.verdict == STALE_AT_ENTRY]
     if stale:
@@ -207,19 +199,109 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
     bad = [row for row in candidates if LEAKS in row.verdict or LOSES in row.verdict]
     if bad:
         lines += ["", "Avoid: " + "; ".join(f"`{row.variant.name}` ({row.verdict})" for row in bad) + "."]
+    never = [row for row in rows if row.variant.category in NEVER_RECOMMENDED]
+    if never:
+        lines += [
+            "",
+            "Never recommended, whatever they do here (controls and pitfalls, shown to be caught): "
+            + "; ".join(f"`{row.variant.name}` ({row.variant.category}: {row.verdict})" for row in never)
+            + ".",
+        ]
     lines += [
         "",
         "This rests on: the in-process verdicts (`results/verify/`), the load leak grid "
-        "(`results/load/summary.json`) and the microbenchmark summary (`results/bench/summary.json`).",
+        "(`results/load/summary.json`) and the microbenchmark summary (`results/bench/summary.json`). Costs are "
+        "ranked only by differences the measurements resolve: instructions per request beyond the A/A band first, "
+        "paired CPU time beyond its significance threshold second; anything closer is a tie.",
     ]
     return lines
 
 
+def _named(row: Row) -> str:
+    return f"`{row.variant.name}`{cost_phrase(row)}"
+
+
+def answer(rows: list[Row]) -> str:
+    """One sentence: what to use, from the verdicts and the resolved costs (a tie is said, never a winner)."""
+    immune = [row for row in recommendable(rows) if row.verdict == IMMUNE]
+    if not immune:
+        return "No approach was correct in every scenario and server configuration tried."
+    best = cheapest(immune)
+    where = "correct in every scenario and server configuration tried"
+    if len(best) == 1:
+        return f"**Use `{best[0].variant.name}`** ({best[0].variant.mechanism}): {where}, and the cheapest of those."
+    names = ", ".join(f"`{row.variant.name}`" for row in best)
+    return f"**Use any of {names}**: {where}, and no cost difference between them that the measurements resolve."
+
+
 RANKING_METHOD = "get"
+# Never advised, whatever their results: a control is there to be caught, a pitfall to show a mistake. Where one
+# passes, the report says so, and says where it fails.
+NEVER_RECOMMENDED = (registry.CONTROL, registry.PITFALL)
 
 
-def _by_cost(rows: list[Row]) -> list[Row]:
-    return sorted(rows, key=lambda row: _added_us(row) if _added_us(row) is not None else float("inf"))
+def recommendable(rows: list[Row]) -> list[Row]:
+    return [row for row in rows if row.variant.category not in NEVER_RECOMMENDED]
+
+
+def _instructions(row: Row) -> tuple[float, float] | None:
+    """(instructions per request, the A/A band in %) of the ranking method, when counted."""
+    counted = row.instructions.get(RANKING_METHOD)
+    if not counted:
+        return None
+    versus = counted.get("vs_baseline") or {}
+    return counted["instructions"], versus.get("threshold_pct", 0.0)
+
+
+def _cpu(row: Row) -> tuple[float, float] | None:
+    """(added % over baseline, the comparison's significance threshold in %) of the paired CPU time, when timed."""
+    comparison = _comparison(row)
+    if not comparison:
+        return None
+    return comparison["added_pct"], comparison.get("threshold_pct", float("inf"))
+
+
+def resolved_cheaper(a: Row, b: Row) -> bool:
+    """Whether `a` costs less than `b` by a difference the measurement resolves.
+
+    Instructions first (deterministic): resolved when the counts differ by more than the A/A band (baseline against
+    its own copy), the larger of the two rows' bands. CPU time second, only where either row has no count: resolved
+    when the paired added shares differ by more than both thresholds together.
+    """
+    counts_a, counts_b = _instructions(a), _instructions(b)
+    if counts_a and counts_b:
+        band = max(counts_a[1], counts_b[1])
+        return (counts_b[0] - counts_a[0]) / counts_a[0] * 100 > band
+    cpu_a, cpu_b = _cpu(a), _cpu(b)
+    if cpu_a and cpu_b:
+        return cpu_b[0] - cpu_a[0] > cpu_a[1] + cpu_b[1]
+    return False
+
+
+def cost_order(rows: list[Row]) -> list[Row]:
+    """Cheapest first by instructions (then CPU); the order only, ties are told by `cheapest`."""
+
+    def key(row: Row) -> tuple[float, float]:
+        counted, cpu = _instructions(row), _cpu(row)
+        return (counted[0] if counted else float("inf"), cpu[0] if cpu else float("inf"))
+
+    return sorted(rows, key=key)
+
+
+def cheapest(rows: list[Row]) -> list[Row]:
+    """The rows no other row is resolved cheaper than: one row is "the cheapest", several are a tie."""
+    return [row for row in cost_order(rows) if not any(resolved_cheaper(other, row) for other in rows)]
+
+
+def cheapest_phrase(rows: list[Row]) -> str:
+    """`cheapest: `x`` or `tie for cheapest (within the measurement's resolution): `x`, `y``."""
+    best = cheapest(rows)
+    if not best:
+        return ""
+    if len(best) == 1:
+        return f"cheapest: `{best[0].variant.name}`{cost_phrase(best[0])}"
+    names = ", ".join(f"`{row.variant.name}`" for row in best)
+    return f"tie for cheapest (no difference the measurements resolve): {names}"
 
 
 def best_comparison(bench_row: dict) -> dict | None:
@@ -237,14 +319,16 @@ def _added_us(row: Row) -> float | None:
     return comparison["added_us"] if comparison else None
 
 
-def _cost_phrase(row: Row) -> str:
+def cost_phrase(row: Row) -> str:
+    """The added cost per GET over baseline: instructions (with the A/A band) first, CPU time second."""
+    parts = []
+    counted = (row.instructions.get(RANKING_METHOD) or {}).get("vs_baseline")
+    if counted:
+        parts.append(f"{counted['added_pct']:+.2f}% instructions, A/A band ±{counted['threshold_pct']:.2f}%")
     comparison = _comparison(row)
-    if not comparison:
-        return ""
-    return (
-        f" ({comparison['added_us']:+.1f} µs per GET over baseline, {comparison['added_pct']:+.1f}%: "
-        f"{comparison['verdict']})"
-    )
+    if comparison:
+        parts.append(f"{comparison['added_us']:+.1f} µs CPU, {comparison['verdict']}")
+    return f" ({'; '.join(parts)} per GET over baseline)" if parts else ""
 
 
 def where_failed(outcome: Outcome) -> str:
@@ -286,7 +370,7 @@ def table_lines(rows: list[Row]) -> list[str]:
     lines = [
         "## Decision table",
         "",
-        "| approach | category | carried by | verdict | where it failed | µs/request added (in-process) "
+        "| approach | what it is | carried by | verdict | where it failed | µs/request added (in-process) "
         "| instructions/request (in-process) | server CPU µs/request (load) |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -358,41 +442,44 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
     kinds = server_kinds(load)
     if not kinds:
         return []
-    candidates = [row for row in rows if row.variant.category not in NOT_CANDIDATES]
+    candidates = recommendable(rows)
+    never = [row for row in rows if row.variant.category in NEVER_RECOMMENDED]
     lines = ["## Recommendation per server", ""]
     for kind in kinds:
-        mine = {row.variant.name: verdicts.get((row.variant.name, kind)) for row in candidates}
-        correct = _by_cost([r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == CORRECT])
-        with_setting = _by_cost(
-            [r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == CORRECT_WITH]
-        )
-        bad = [
-            r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict in (STALE_AT_ENTRY, LEAKS)
-        ]
+        mine = {row.variant.name: verdicts.get((row.variant.name, kind)) for row in rows}
+
+        def having(group: list[Row], *wanted: str, on: dict = mine) -> list[Row]:
+            return [r for r in group if on[r.variant.name] and on[r.variant.name].verdict in wanted]
+
+        correct = cost_order(having(candidates, CORRECT))
+        with_setting = cost_order(having(candidates, CORRECT_WITH))
         configs = sorted({c["server"] for c in (load or {}).get("leak_grid", []) if _kind(c["server"]) == kind})
         parts = [f"**{kind}** ({', '.join(configs)}):"]
         if correct:
             parts.append(
-                f"cheapest correct: `{correct[0].variant.name}`{_cost_phrase(correct[0])}; correct: "
-                + ", ".join(f"`{r.variant.name}`" for r in correct)
-                + "."
+                f"{cheapest_phrase(correct)}; correct: " + ", ".join(f"`{r.variant.name}`" for r in correct) + "."
             )
         else:
             parts.append("no approach was correct on its default settings.")
         if with_setting:
-            parts.append(
-                "Correct only with a setting: "
-                + ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].setting})" for r in with_setting)
-                + "."
-            )
+            settings = ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].setting})" for r in with_setting)
+            parts.append(f"Correct only with a setting: {settings}.")
+        bad = having(candidates, STALE_AT_ENTRY, LEAKS)
         if bad:
             parts.append(
                 "Leak: " + ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].verdict})" for r in bad) + "."
             )
-        losing = [r for r in candidates if mine[r.variant.name] and mine[r.variant.name].verdict == LOSES]
+        losing = having(candidates, LOSES)
         if losing:
             parts.append("Lose context: " + ", ".join(f"`{r.variant.name}`" for r in losing) + ".")
         parts += _behind_proxy_phrase(candidates, behind, kind)
+        passing = having(never, CORRECT, CORRECT_WITH)
+        if passing:
+            parts.append(
+                "Passes here but never recommended: "
+                + ", ".join(f"`{r.variant.name}` ({where_it_fails(r.variant.name, verdicts, kinds)})" for r in passing)
+                + "."
+            )
         lines += ["- " + " ".join(parts)]
     return lines
 
@@ -409,6 +496,19 @@ def _behind_proxy_phrase(candidates: list[Row], behind: dict[tuple[str, str], Se
     }
     said = [f"{what}: " + ", ".join(f"`{name}`" for name in names) for what, names in groups.items() if names]
     return ["Behind a reverse proxy, " + "; ".join(said) + "."] if said else []
+
+
+def where_it_fails(variant: str, verdicts: dict[tuple[str, str], ServerVerdict], kinds: list[str]) -> str:
+    """`a pitfall: correct on hypercorn, granian; leaks another request's data on uvicorn, gunicorn, daphne`."""
+    by_verdict: dict[str, list[str]] = {}
+    for kind in kinds:
+        verdict = verdicts.get((variant, kind))
+        if verdict is not None:
+            by_verdict.setdefault(verdict.verdict, []).append(kind)
+    role = registry.get(variant).category
+    ordered = sorted(by_verdict.items(), key=lambda item: SERVER_VERDICTS.index(item[0]))  # where it passes first
+    said = "; ".join(f"{verdict} on {', '.join(names)}" for verdict, names in ordered)
+    return f"a {role}: {said}"
 
 
 def _kind(label: str) -> str:

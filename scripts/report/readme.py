@@ -48,7 +48,7 @@ SCENARIO_HEADINGS = {
 def render_block() -> str:
     headings = " | ".join(SCENARIO_HEADINGS[scenario] for scenario in registry.SCENARIOS)
     rows = [
-        f"| variant | category | carried by | library | what it does | {headings} |",
+        f"| variant | what it is | carried by | library | what it does | {headings} |",
         "|---" * (5 + len(registry.SCENARIOS)) + "|",
     ]
     for v in registry.VARIANTS:

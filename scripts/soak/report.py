@@ -49,6 +49,65 @@ def _followup(path: Path) -> list[str]:
     return lines
 
 
+def _pair_name(pair: dict) -> str:
+    return f"`{pair['variant']}` on {pair['server']['label']}"
+
+
+def _pair_figure(pair: dict) -> str:
+    """What failed a pair: its memory growth (and what it added up to), or its failures, or its error."""
+    growth = pair.get("growth") or {}
+    if pair.get("leak") or pair.get("lost") or pair.get("other"):
+        return f"leak {pair['leak']} / lost {pair['lost']} / other {pair['other']}"
+    if growth.get("judged") and not growth.get("passed", True):
+        return (
+            f"{_growth(growth)} per 100k requests, {growth.get('grown_mib', 0):.1f} MiB over "
+            f"{growth.get('fitted_requests', 0):,} requests"
+        )
+    return (pair.get("error") or "failed").splitlines()[0]
+
+
+def _followed_up(pair: dict, followup: dict | None) -> str:
+    """The follow-up's verdict on the same pair, when one was run."""
+    for again in (followup or {}).get("pairs", []):
+        if again["variant"] == pair["variant"] and again["server"]["label"] == pair["server"]["label"]:
+            growth = again.get("growth") or {}
+            verdict = "passed" if again["passed"] else "failed"
+            return (
+                f"; the follow-up, alone and longer: {_growth(growth)} per 100k over "
+                f"{growth.get('fitted_requests', 0):,} requests, {verdict}"
+            )
+    return ""
+
+
+def failure_lines(summary: dict, followup: dict | None) -> list[str]:
+    """One line per failed pair: which, its figure, and the follow-up's verdict next to it."""
+    return [
+        f"{_pair_name(pair)} ({_pair_figure(pair)}{_followed_up(pair, followup)})"
+        for pair in summary["pairs"]
+        if not pair["passed"]
+    ]
+
+
+def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
+    """The first screen's line on the soak: passed, or which pairs failed and what the follow-up says."""
+    path = Path(results_dir) / SUMMARY_NAME
+    if not path.exists():
+        return []
+    summary = read_json(path)
+    followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
+    followup = read_json(followup_path) if followup_path and followup_path.exists() else None
+    pairs = len(summary["pairs"])
+    head = (
+        f"Soak: {summary['requests']:,} validated requests on {pairs} approach × server pairs, leak {summary['leak']}"
+    )
+    if summary["passed"]:
+        return ["", f"{head}: passed."]
+    failed = failure_lines(summary, followup)
+    if not summary["complete"]:
+        return ["", f"{head}: incomplete ({len(failed)} pairs failed so far)."]
+    return ["", f"{head}: failed on {len(failed)}: " + "; ".join(failed) + "."]
+
+
 def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
     """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration), then any follow-up
     soak's pairs; [] if no soak."""
@@ -56,6 +115,10 @@ def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[st
     if not path.exists():
         return []
     summary = read_json(path)
+    followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
+    followup = read_json(followup_path) if followup_path and followup_path.exists() else None
+    failed = failure_lines(summary, followup)
+    headline = "passed" if summary["passed"] else f"failed on {len(failed)} of {len(summary['pairs'])} pairs"
     if summary["passed"]:
         verdict = "passed"
     elif summary["complete"]:
@@ -66,6 +129,10 @@ def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[st
     floor = f"{summary['growth_noise_floor_mib']:g} MiB" if "growth_noise_floor_mib" in summary else "no floor"
     lines = [
         "## Soak",
+        "",
+        f"**Verdict: {headline}.**",
+        "",
+        *(f"- {line}" for line in failed),
         "",
         f"`make soak`: {summary['requests']:,} validated requests of {summary['budget']:,} planned, every scenario at "
         f"once, on the {len(summary['plan'])} approach and server configuration pairs the per-server verdicts call "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apps.harness import registry
 from apps.harness.checker import Failure
 from scripts.common import results as resultfiles
 
@@ -247,9 +248,23 @@ def spread(labels: dict[str, str]) -> str:
     return "; ".join(f"`{label}` on {', '.join(stacks)}" for label, stacks in groups.items())
 
 
+def server_behaviour(result: dict) -> str:
+    """What the stack's own uvicorn does to the plain ContextVar approach, computed from its hunt (never written by
+    hand: a hand-written note on a release drifted from the data once)."""
+    (variant,) = registry.tagged(registry.PLAIN_CONTEXTVAR)
+    row = cells(result, variant)
+    by_label: dict[str, list[str]] = {}
+    for config in hunt_configs(result):
+        by_label.setdefault(row.get(config, NOT_RUN), []).append(config)
+    said = "; ".join(f"{label} on {', '.join(configs)}" for label, configs in by_label.items())
+    return f"`{variant}`: {said}" if said else "-"
+
+
 def stacks_lines(results: list[dict]) -> list[str]:
+    (variant,) = registry.tagged(registry.PLAIN_CONTEXTVAR)
     lines = [
-        "| stack | Python | FastAPI | Starlette | uvicorn | anyio | pydantic | `--reset-contextvars` | note |",
+        "| stack | Python | FastAPI | Starlette | uvicorn | anyio | pydantic | `--reset-contextvars` "
+        f"| what its uvicorn does to `{variant}` (from its hunt) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -261,7 +276,7 @@ def stacks_lines(results: list[dict]) -> list[str]:
         reset = (result.get("hunt") or {}).get("reset_flag")
         row = [stack["name"], env.get("python"), *(packages.get(p) for p in ("fastapi", "starlette", "uvicorn"))]
         row += [packages.get("anyio"), packages.get("pydantic"), {True: "yes", False: "no"}.get(reset, "-")]
-        lines.append("| " + " | ".join(str(v) for v in row) + f" | {stack['why']} |")
+        lines.append("| " + " | ".join(str(v) for v in row) + f" | {server_behaviour(result)} |")
     return lines
 
 
@@ -287,7 +302,7 @@ def grid_lines(results: list[dict]) -> list[str]:
 
 
 def versions_section(results_dir: Path = resultfiles.RESULTS) -> list[str]:
-    """REPORT.md's version-matrix section (empty when no stack has results); the chart is drawn by `render`."""
+    """The version-matrix page's lines, links relative to results/ (empty when no stack has results)."""
     results = load(results_dir)
     if not results:
         return []
@@ -314,8 +329,6 @@ def versions_section(results_dir: Path = resultfiles.RESULTS) -> list[str]:
         *grid_lines(results),
         "",
         *changing_lines(results),
-        "",
-        f"Full tables: [`versions/{VERSIONS_MD}`](versions/{VERSIONS_MD}).",
     ]
 
 
@@ -329,5 +342,5 @@ def render(results_dir: Path = resultfiles.RESULTS) -> list[Path]:
     if drawn:
         written.append(drawn)
     text = "\n".join(["# Version matrix", "", *versions_section(results_dir)[2:]]) + "\n"
-    written.append(resultfiles.write_text(results_dir / "versions" / VERSIONS_MD, text))
+    written.append(resultfiles.write_page(results_dir, Path("versions") / VERSIONS_MD, text))
     return written

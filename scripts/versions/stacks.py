@@ -21,7 +21,9 @@ class Stack:
     name: str
     python: str  # minor version, e.g. "3.11"
     pins: MappingProxyType[str, str]  # distribution -> exact version
-    why: str  # what this stack shows, in one sentence (the report prints it)
+    # what this stack is, in one sentence: versions and dates only. What a release *does* is computed from the
+    # stack's runs (scripts.versions.report.server_behaviour), never written here (tests/test_report_advice.py).
+    why: str
     extras: MappingProxyType[str, str] = field(
         default_factory=lambda: MappingProxyType({})
     )  # distribution -> extras, e.g. uvicorn -> standard
@@ -50,7 +52,7 @@ def stack(name: str, python: str, why: str, **pins: str) -> Stack:
 
 
 def current(python: str) -> Stack:
-    why = f"Today's releases on CPython {python}: the leaking snapshot is taken inside asyncio, so the minor matters."
+    why = f"Today's releases on CPython {python}."
     return stack(f"current-py{python}", python, why, fastapi=FASTAPI, starlette=STARLETTE, uvicorn=UVICORN)
 
 
@@ -59,7 +61,7 @@ STACKS: tuple[Stack, ...] = (
     stack(
         "uvicorn-0.38",
         "3.11",
-        "uvicorn before 0.39: a pipelined request's task copies the previous request's context.",
+        "uvicorn 0.38.0 with today's FastAPI and Starlette.",
         fastapi=FASTAPI,
         starlette=STARLETTE,
         uvicorn="0.38.0",
@@ -67,7 +69,7 @@ STACKS: tuple[Stack, ...] = (
     stack(
         "uvicorn-0.39",
         "3.11",
-        "uvicorn 0.39: every request task started in an empty Context (reverted in 0.45).",
+        "uvicorn 0.39.0 with today's FastAPI and Starlette.",
         fastapi=FASTAPI,
         starlette=STARLETTE,
         uvicorn="0.39.0",
@@ -75,7 +77,7 @@ STACKS: tuple[Stack, ...] = (
     stack(
         "uvicorn-0.44",
         "3.11",
-        "uvicorn 0.44: the last release before the empty Context became the opt-in --reset-contextvars.",
+        "uvicorn 0.44.0 with today's FastAPI and Starlette.",
         fastapi=FASTAPI,
         starlette=STARLETTE,
         uvicorn="0.44.0",
@@ -87,7 +89,7 @@ STACKS: tuple[Stack, ...] = (
     stack(
         "fastapi-0.95",
         "3.11",
-        "FastAPI 0.95.2 (May 2023): Starlette 0.27, pydantic 1, anyio 3, uvicorn 0.22; before yield teardown moved.",
+        "FastAPI 0.95.2 (May 2023): Starlette 0.27, pydantic 1, anyio 3, uvicorn 0.22.",
         fastapi="0.95.2",
         starlette="0.27.0",
         uvicorn="0.22.0",
