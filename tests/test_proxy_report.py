@@ -1,6 +1,9 @@
-"""The report's "Behind a reverse proxy" section, from a summary's front grid alone."""
+"""The report's "Behind a reverse proxy" section and the HTTP/2 table, from a summary alone; the grids they read."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from scripts.load import loadstats, verdicts
 from scripts.report import proxy
@@ -70,3 +73,21 @@ def test_server_verdicts_take_the_fronts_into_account_and_match_twins_behind_the
     # the fixed twin measured only directly does not vouch for the proxied default
     lonely = {"leak_grid": leak_grid, "front_grid": [*direct, nginx[0]]}
     assert verdicts.per_server(lonely)[("v", "uvicorn")].verdict == verdicts.STALE_AT_ENTRY
+
+
+def test_http2_cells_are_summed_per_target_and_shown(tmp_path: Path) -> None:
+    (tmp_path / loadstats.H2_DIR).mkdir()
+    for index, leak in enumerate((0, 3)):
+        data = {
+            "kind": "h2",
+            "run": {"variant": "v", "target": "t-h2c", "transport": "h2c", "front": {"label": "direct"},
+                    "server": {"label": "hypercorn-asyncio"}},
+            "requests": 64, "leak": leak, "lost": 0, "other": 0, "cross_stream": 1 if leak else 0,
+            "http_versions": {"HTTP/2": 64},
+        }  # fmt: skip
+        (tmp_path / loadstats.H2_DIR / f"{index}.json").write_text(json.dumps(data))
+    (row,) = loadstats.h2_cells(tmp_path)
+    assert (row["runs"], row["requests"], row["leak"], row["cross_stream"]) == (2, 128, 3, 1)
+    assert row["http_versions"] == {"HTTP/2": 128}
+    lines = proxy.section({"h2": [row]})
+    assert lines[0].startswith("## HTTP/2") and "| `v` | `t-h2c` | 1 / 3 / 128 |" in lines

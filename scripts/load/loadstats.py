@@ -12,6 +12,9 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   scripts.load.fronts), one row per (variant, scenario, server, front), with `cross_client` (responses that carried a
   value another client connection sent) and `origins` (other_client / same_client / unknown -> responses). Every other
   section, `leak_grid` included, reads only the runs without a front, as before fronts existed.
+- `h2`: the HTTP/2 cells under `h2/` (`make sweep MODE=h2`), one row per (variant, target) summed over runs:
+  `variant`, `target`, `transport`, `front`, `runs`, `requests`, `leak`, `lost`, `other`, `cross_stream` (responses
+  that carried another stream's identity), `http_versions`.
 - `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
   `total_requests`.
 - `server_cost`: the `servers` side-by-side rounds, or null: per (server label, variant) `server_us_per_request_median`,
@@ -71,6 +74,28 @@ def load_results(directory: Path = LOAD_DIR) -> tuple[list[tuple[str, dict]], li
 def front_of(data: dict) -> str:
     """The run's front label; runs written before fronts existed were direct."""
     return data["run"].get("front", {}).get("label", DIRECT_FRONT.label)
+
+
+H2_DIR = "h2"  # scripts.load.h2 writes its cells there (kind "h2")
+
+
+def h2_cells(directory: Path) -> list[dict]:
+    rows: dict[tuple[str, str], dict] = {}
+    for path in sorted((directory / H2_DIR).glob("*.json")):
+        data = read_json(path)
+        run = data["run"]
+        row = rows.setdefault(
+            (run["variant"], run["target"]),
+            {"variant": run["variant"], "target": run["target"], "transport": run["transport"]}
+            | {"front": run["front"]["label"], "server": run["server"]["label"], "runs": 0, "requests": 0}
+            | {"leak": 0, "lost": 0, "other": 0, "cross_stream": 0, "http_versions": {}},
+        )
+        row["runs"] += 1
+        for field in ("requests", "leak", "lost", "other", "cross_stream"):
+            row[field] += data[field]
+        for version, count in data["http_versions"].items():
+            row["http_versions"][version] = row["http_versions"].get(version, 0) + count
+    return [rows[key] for key in sorted(rows)]
 
 
 def direct_only(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -280,6 +305,7 @@ def summarize(directory: Path = LOAD_DIR) -> dict:
         "files": {"runs": len(runs), "side_rounds": len(side)},
         "leak_grid": grid,
         "front_grid": leak_grid(every_run, by_front=True),
+        "h2": h2_cells(directory),
         "clean_cells": clean_cells(grid),
         "server_cost": server_cost(side),
         "throughput": throughput(runs),

@@ -21,10 +21,31 @@ def totals(grid: list[dict]) -> dict[tuple[str, str, str], dict[str, int]]:
     return dict(summed)
 
 
+def h2_lines(load: dict | None, level: str = "###") -> list[str]:
+    """HTTP/2: many streams of different identities on one connection (scripts.load.h2), when it was run."""
+    rows = (load or {}).get("h2") or []
+    if not rows:
+        return []
+    lines = [
+        f"{level} HTTP/2: streams multiplexed on one connection",
+        "",
+        "Each cell: responses that carried another stream's identity / leaked values / requests "
+        "(`make sweep MODE=h2`).",
+        "",
+        "| approach | target | result |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| `{row['variant']}` | `{row['target']}` | {row['cross_stream']} / {row['leak']} / {row['requests']} |"
+        )
+    return [*lines, ""]
+
+
 def section(load: dict | None) -> list[str]:
     grid = (load or {}).get("front_grid") or []
     if not any(cell["front"] != DIRECT for cell in grid):
-        return []
+        return h2_lines(load, level="##")
     figures = totals(grid)
     labels = [front.label for front in fronts.ALL if any(key[2] == front.label for key in figures)]
     pairs = sorted({(variant, server) for variant, server, front in figures if front != DIRECT})
@@ -45,4 +66,4 @@ def section(load: dict | None) -> list[str]:
             entry = figures.get((variant, server, label))
             cells.append("-" if entry is None else f"{entry['cross']} / {entry['leak']} / {entry['requests']}")
         lines.append(f"| `{variant}` | `{server}` | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*lines, "", *h2_lines(load)]
