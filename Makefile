@@ -32,7 +32,9 @@ bench: setup
 	$(CLI) matrix
 	$(CLI) report
 
+# .ci/proxies installs nginx and HAProxy for the front tests when missing and it can (root + apt); else they skip.
 test: setup
+	-@.ci/proxies
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -28,7 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import scenarios
 from loadtests.pipeline import PipelineClient, ProtocolError
 from loadtests.recorder import Recorder
-from loadtests.validation import judge, message
+from loadtests.validation import assess, message
 
 RECORDER = Recorder()
 SETTLED_POLL_S = 0.02  # how often a run with --ctx-stop-at looks whether every cell is settled
@@ -161,8 +161,8 @@ class ContractUser(FastHttpUser):
             validate = not opts.ctx_skip_validation
             # `is None`, not `or`: the truth of geventhttpclient's headers is a Python-level count of every line
             headers = response.headers if response.headers is not None else {}
-            names = judge(spec, response.status_code, headers, response.content or b"", validate)
-            RECORDER.tally(names, self.scenario)
+            names, origins = assess(spec, response.status_code, headers, response.content or b"", validate)
+            RECORDER.tally(names, self.scenario, origins)
             if names:
                 response.failure(message(names))
             else:
@@ -215,8 +215,10 @@ class PipelineUser(User):
             return
         for spec, item in zip(specs, timed, strict=False):
             response = item.response
-            names = judge(spec, response.status, response.headers, response.body, not opts.ctx_skip_validation)
-            RECORDER.tally(names, self.scenario)
+            names, origins = assess(
+                spec, response.status, response.headers, response.body, not opts.ctx_skip_validation
+            )
+            RECORDER.tally(names, self.scenario, origins)
             fire(
                 request_type="PIPE",
                 name=scenarios.request_name(spec.kind, pipelined=True, scenario=self.scenario if self.tagged else None),

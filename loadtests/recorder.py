@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class Bucket:
     requests: int = 0
     failed_requests: int = 0
     failures: Counter[str] = field(default_factory=Counter)  # failure name -> responses that had it
+    # origin of leaked values (apps.harness.origin: other_client, same_client, unknown) -> responses that had one
+    origins: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
 
     def as_dict(self, with_latencies: bool) -> dict[str, object]:
@@ -37,6 +40,7 @@ class Bucket:
             "requests": self.requests,
             "failed_requests": self.failed_requests,
             "failures": dict(self.failures),
+            "origins": dict(self.origins),
         }
         if with_latencies:
             data["latencies_ms"] = [round(value, 4) for value in self.latencies_ms]
@@ -103,13 +107,14 @@ class Recorder:
         if phase == MEASURED:
             self.buckets[MEASURED].latencies_ms.append(response_time)
 
-    def tally(self, names: list[str], scenario: str | None = None) -> None:
-        """Every failing checkpoint.field of one response (locust keeps only one message per request)."""
+    def tally(self, names: list[str], scenario: str | None = None, origins: Iterable[str] = ()) -> None:
+        """Every failing checkpoint.field of one response (locust keeps only one message per request), and the
+        origins of its leaked values."""
         phase = self._phase()
-        self.buckets[phase].failures.update(names)
-        scenario_bucket = self._scenario_bucket(scenario, phase)
-        if scenario_bucket is not None:
-            scenario_bucket.failures.update(names)
+        for bucket in (self.buckets[phase], self._scenario_bucket(scenario, phase)):
+            if bucket is not None:
+                bucket.failures.update(names)
+                bucket.origins.update(origins)
 
     def settled(self, target: int, driven: tuple[str, ...]) -> bool:
         """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests.

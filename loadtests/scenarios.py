@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from apps.harness import traffic
+from apps.harness.origin import new_client_id
 from apps.harness.traffic import RequestSpec
 
 GET, POST, STREAM, PIPELINE, MIX = "get", "post", "stream", "pipeline", "mix"
@@ -46,7 +46,7 @@ class IdSource:
     """Fresh, unique identities for one simulated user; a seeded share of them anonymous."""
 
     anonymous_share: float = traffic.ANONYMOUS_SHARE
-    prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    prefix: str = field(default_factory=new_client_id)  # this client's id: every identity it sends carries it
     counter: itertools.count = field(default_factory=itertools.count)
     rng: random.Random = field(default_factory=random.Random)
 

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 
 from geventhttpclient.header import Headers as ClientHeaders
 
-from apps.harness.checker import all_ok_body, failures
+from apps.harness.checker import all_ok_body, failures, leaks
 from apps.harness.observability import TraceLog
 from apps.harness.observability import judge as judge_response
+from apps.harness.origin import origins
 from apps.harness.traffic import RequestSpec
 
 NOT_JSON = "body:not-json"
@@ -21,6 +22,9 @@ def status_failure(status: int) -> str:
     return f"status:{status}"
 
 
+NO_ORIGINS: frozenset[str] = frozenset()
+
+
 def judge(
     spec: RequestSpec,
     status: int,
@@ -29,28 +33,43 @@ def judge(
     validate: bool = True,
     traces: TraceLog | None = None,
 ) -> list[str]:
-    """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged.
+    """`checkpoint.field:verdict` for every leak or lost value, or why the response could not be judged."""
+    return assess(spec, status, headers, body, validate, traces)[0]
+
+
+def assess(
+    spec: RequestSpec,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    validate: bool = True,
+    traces: TraceLog | None = None,
+) -> tuple[list[str], frozenset[str]]:
+    """The failure names (as `judge`) and where the leaked values came from (apps.harness.origin: another client
+    connection, the same one, unknown); the origins are looked up only for a response that leaked.
 
     `validate=False` checks the status only: the client's cost without the leak checker (`--ctx-skip-validation`).
     A variant that reports its server span or its error event has them judged too (`span.*`, `event.*`), against
     `traces` (default: this process's).
     """
     if status != 200:
-        return [status_failure(status)]
+        return [status_failure(status)], NO_ORIGINS
     if not validate:
-        return []
+        return [], NO_ORIGINS
     # The common case, recognised by its bytes: same verdict, no parsing. geventhttpclient's headers (locust's
     # FastHttpUser) are looked up by lower-case name as they are stored, instead of copied into a lowered dict.
     if all_ok_body(spec.sent, headers, body, isinstance(headers, ClientHeaders)):
-        return []
+        return [], NO_ORIGINS
     try:
         data = json.loads(body)
     except ValueError:
-        return [NOT_JSON]
+        return [NOT_JSON], NO_ORIGINS
     if not isinstance(data, dict):
-        return [NOT_JSON]
+        return [NOT_JSON], NO_ORIGINS
     traces = TRACES if traces is None else traces
-    return failures(judge_response(spec.sent, spec.traceparent, headers, data, traces))
+    verdicts = judge_response(spec.sent, spec.traceparent, headers, data, traces)
+    names = failures(verdicts)
+    return names, origins(spec.sent, headers, data, verdicts) if leaks(names) else NO_ORIGINS
 
 
 def message(names: list[str]) -> str:

@@ -250,7 +250,7 @@ def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (("sweep", "--server", "nope", "--dry-run"), "uvloop-httptools"),
         (("sweep", "--variant", "nope", "--dry-run"), "contextvar_isolated"),
-        (("sweep", "--mode", "quick", "--server", "uvloop-h11", "--dry-run"), "runs no --server uvloop-h11"),
+        (("sweep", "--mode", "quick", "--server", "uvloop-httptools-w2", "--dry-run"), "runs no --server"),
         (("load", "--variant", "baseline", "--duration", "-5"), "--duration"),
         (("load", "--variant", "baseline", "--users", "0"), "--users"),
         (("report", "--results-dir", "{missing}"), "no such directory"),

@@ -277,7 +277,8 @@ def test_load_run_error_while_writing_adds_nothing(root: Path, unchanged, monkey
 
 
 def sweep_of(root: Path, *variants: str) -> int:
-    command = ["sweep", "--mode", "quick", "--server", "uvloop-httptools", "--results-dir", str(root / "load")]
+    command = ["sweep", "--mode", "quick", "--server", "uvloop-httptools", "--front", "direct"]
+    command += ["--results-dir", str(root / "load")]
     return cli.main(command + [arg for variant in variants for arg in ("--variant", variant)])
 
 

@@ -26,6 +26,7 @@ SERVER_COST = "server_cost"  # run on every server kind side by side ("What a se
 CLIENT_LOAD = "client_load"  # the client-CPU sweep's variant: a full, all-ok response on every request
 VERSION_MATRIX = "version_matrix"  # the approaches the version matrix runs on every stack
 OBSERVABILITY = "observability"  # observability libraries: the report's "What your observability tools record"
+BEHIND_PROXY = "behind_proxy"  # also hunted behind each reverse proxy: the approaches, a pitfall and the control
 PLAIN_CONTEXTVAR = "plain_contextvar"  # the plain approach whose fate a server decides: what a release does to it
 COST_TARGET = "cost_target"  # the bench's target comparison: its subject ...
 COST_TARGET_REFERENCE = "cost_target_reference"  # ... against each of these
@@ -99,21 +100,21 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_asgi",
         APPROACH,
         "ContextVars set by a pure ASGI middleware, reset in `finally`.",
-        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET, PLAIN_CONTEXTVAR}),
+        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET, PLAIN_CONTEXTVAR, BEHIND_PROXY}),
         expected=expect(NONE, ENTRY_LEAK),
     ),
     Variant(
         "contextvar_isolated",
         APPROACH,
         "contextvar_asgi behind an outermost pure ASGI middleware that runs each request in a fresh `Context`.",
-        tags=frozenset({SERVER_COST, VERSION_MATRIX}),
+        tags=frozenset({SERVER_COST, VERSION_MATRIX, BEHIND_PROXY}),
         expected=expect(NONE, NONE),
     ),
     Variant(
         "request_state",
         APPROACH,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
-        tags=frozenset({VERSION_MATRIX}),
+        tags=frozenset({VERSION_MATRIX, BEHIND_PROXY}),
         mechanism=REQUEST_STATE,
         expected=expect(NONE, NONE),
     ),
@@ -121,7 +122,7 @@ VARIANTS: tuple[Variant, ...] = (
         "explicit",
         APPROACH,
         "No shared storage: a dependency builds a context object passed down every call and handed back to the audit.",
-        tags=frozenset({VERSION_MATRIX}),
+        tags=frozenset({VERSION_MATRIX, BEHIND_PROXY}),
         mechanism=EXPLICIT,
         expected=expect(NONE, NONE),
     ),
@@ -151,13 +152,14 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_conditional",
         PITFALL,
         "The user ContextVar is set only for authenticated requests and never cleared (a set-only design).",
-        tags=frozenset({VERSION_MATRIX}),
+        tags=frozenset({VERSION_MATRIX, BEHIND_PROXY}),
         expected=expect(NONE, USER_LEAKS_DOWNSTREAM),
     ),
     Variant(
         "global_state",
         CONTROL,
         "Negative control: a module-level dict holds the current context. It must be caught leaking.",
+        tags=frozenset({BEHIND_PROXY}),  # behind a proxy too: the cross-client judge must catch it there
         mechanism=MODULE_GLOBAL,
         expected=expect(
             failing(("service", "task"), LEAK) | ENTRY_LEAK,

@@ -1,4 +1,4 @@
-"""One bounded load run: a pinned server of any kind, a pinned locust, CPU sampled in the measured window."""
+"""One bounded load run: a pinned server of any kind (behind a front, if any), a pinned locust, CPU sampled."""
 
 from __future__ import annotations
 
@@ -18,13 +18,22 @@ import psutil
 from apps.harness import registry
 from apps.harness.checker import Failure
 from apps.harness.contract import HEALTH_PATH
+from apps.harness.origin import OTHER_CLIENT
 from loadtests import scenarios
 from scripts.common.environment import ROOT, describe
 from scripts.common.results import LOAD_DIR, read_json, write_json
-from scripts.load.process import Managed, free_port, serve
+from scripts.load.fronts import DIRECT_FRONT, Front
+from scripts.load.process import Fronted, Managed, free_port, fronting, serve
 from scripts.load.sampler import Sampler, own_cpu_seconds
 from scripts.load.servers import DEFAULT, ServerConfig
-from scripts.load.settings import GENERATOR_BOUND_SHARE, GENERATOR_CPUS, HOST, LOCUST_GRACE_S, SERVER_CPUS
+from scripts.load.settings import (
+    FRONT_CPUS,
+    GENERATOR_BOUND_SHARE,
+    GENERATOR_CPUS,
+    HOST,
+    LOCUST_GRACE_S,
+    SERVER_CPUS,
+)
 
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
@@ -51,9 +60,10 @@ class RunSpec:
     # > 0: the generator stops once every scenario cell has a downstream leak or this many requests (the leak
     # hunt, scripts.load.hunt), and starts while the server starts, waiting for its health answer itself
     stop_at: int = 0
+    front: Front = DIRECT_FRONT  # what the clients connect to: the server itself, or a reverse proxy before it
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "config": self.config.as_dict()}
+        return {**asdict(self), "config": self.config.as_dict(), "front": self.front.as_dict()}
 
 
 def locust_command(spec: RunSpec, port: int, workdir: Path) -> list[str]:
@@ -87,6 +97,7 @@ def percentiles(latencies: list[float]) -> dict[str, float | None]:
 def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = None) -> dict[str, object]:
     """Counts over the given phases of every process's record (of one scenario's share, when given)."""
     failures: Counter[str] = Counter()
+    origins: Counter[str] = Counter()
     requests = failed = 0
     for record in records:
         phases = record["buckets"] if scenario is None else record.get("by_scenario", {}).get(scenario)
@@ -95,6 +106,7 @@ def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = 
             requests += bucket["requests"]
             failed += bucket["failed_requests"]
             failures.update(bucket["failures"])
+            origins.update(bucket.get("origins", {}))  # records written before the origin judge have none
     return {
         "requests": requests,
         "failed_requests": failed,
@@ -102,6 +114,9 @@ def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = 
         "leak": sum(n for name, n in failures.items() if Failure.parse(name).is_leak),
         "lost": sum(n for name, n in failures.items() if Failure.parse(name).is_lost),
         "other": sum(n for name, n in failures.items() if not Failure.parse(name).judged),
+        # requests whose leaked values came from another client connection / the same one / could not be told
+        "origins": dict(origins),
+        "cross_client": origins[OTHER_CLIENT],
     }
 
 
@@ -170,7 +185,14 @@ def window_of(records: list[dict]) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
-def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[str, float], window: tuple[float, float]):
+def result_of(
+    spec: RunSpec,
+    generator: Generator,
+    server: Managed,
+    fronted: Fronted,
+    cpu: dict[str, float],
+    window: tuple[float, float],
+):
     """Everything one run measured, from the exact records and the CPU counters over the window."""
     records = generator.records()
     measured = merge(records, ("measured",))
@@ -180,6 +202,7 @@ def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[st
     latencies = [value for record in records for value in record["buckets"]["measured"]["latencies_ms"]]
     client_cpu = sum(record["window"]["cpu_s"] or 0.0 for record in records)
     machine_busy = sum(value for name, value in cpu.items() if name.startswith("core"))
+    ours = cpu["server"] + cpu["generator"] + cpu["orchestrator"] + cpu["front"]
     generator_share = cpu["generator"] / (seconds * len(GENERATOR_CPUS)) if seconds > 0 else None
     per_request = lambda s: s / requests * 1e6 if requests else None  # noqa: E731 - local shorthand
     return {
@@ -201,7 +224,9 @@ def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[st
             "generator_bound": generator_share is not None and generator_share >= GENERATOR_BOUND_SHARE,
             "client_us_per_request": per_request(client_cpu),  # locust processes' own clocks, validation included
             "orchestrator_s": cpu["orchestrator"],
-            "others_s": max(0.0, machine_busy - cpu["server"] - cpu["generator"] - cpu["orchestrator"]),
+            "front_s": cpu["front"],  # the reverse proxy's, on FRONT_CPUS (0 when direct)
+            "front_cpus": list(FRONT_CPUS),
+            "others_s": max(0.0, machine_busy - ours),
             "server_core_busy_s": sum(cpu[f"core{core}"] for core in SERVER_CPUS),
             "server_cpus": list(SERVER_CPUS),
             "generator_cpus": list(GENERATOR_CPUS),
@@ -211,6 +236,7 @@ def result_of(spec: RunSpec, generator: Generator, server: Managed, cpu: dict[st
             "totals": locust_totals(generator.workdir / "locust.json"),
         },
         "server": server_identity(spec.config, server.command),
+        "front": fronted.as_dict(),  # label, kind, version, command and the config file's text
         "commands": {"server": server.command, "generator": generator.command},
     }
 
@@ -260,30 +286,40 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
     port = free_port()
     stamps = {"start": time.time()}
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
-        generator = Generator(spec, port, Path(tmp))
-        early = generator.start if spec.stop_at > 0 else None  # it waits for the server's health answer itself
+        # A hunt run (stop_at) starts its generator while the server starts (it waits for the health answer itself);
+        # behind a proxy the generator needs the proxy's port, known once the proxy is up, so it starts after.
+        early_ok = spec.stop_at > 0 and spec.front.is_direct
+        generator = Generator(spec, port, Path(tmp)) if early_ok else None
+        early = generator.start if generator is not None else None
         try:
-            # a hunt run (stop_at) reads nothing from the server after its generator stopped: no graceful shutdown
+            # a hunt run reads nothing from the server after its generator stopped: no graceful shutdown
             graceful = spec.stop_at == 0
-            with serve(variant, spec.config, port, SERVER_CPUS, python, on_started=early, graceful=graceful) as server:
+            with (
+                serve(variant, spec.config, port, SERVER_CPUS, python, on_started=early, graceful=graceful) as server,
+                fronting(spec.front, port, FRONT_CPUS) as fronted,
+            ):
                 stamps["server_healthy"] = time.time()
+                if generator is None:
+                    generator = Generator(spec, fronted.port, Path(tmp))
                 try:
                     if early is None:
                         generator.start()
                     probes = {"server": server.cpu_seconds, "generator": generator.process.cpu_seconds}
-                    with Sampler(probes | {"orchestrator": own_cpu_seconds}) as sampler:
+                    probes |= {"orchestrator": own_cpu_seconds, "front": fronted.cpu_seconds}
+                    with Sampler(probes) as sampler:
                         generator.wait(server)
                     stamps["generator_exited"] = time.time()
                 finally:
                     generator.stop()  # before the server: a generator never outlives what it drives
                 exited = server.process.poll()  # before we stop it: not None means the server died during the run
         finally:
-            generator.stop()  # also when the server never answered after an early start
+            if generator is not None:
+                generator.stop()  # also when the server never answered after an early start
         stamps["stopped"] = time.time()
         records = generator.records()
         window = window_of(records)
-        result = result_of(spec, generator, server, sampler.between(*window), window)
-    started = server.seen.keys() | set(generator.pids)
+        result = result_of(spec, generator, server, fronted, sampler.between(*window), window)
+    started = server.seen.keys() | set(generator.pids) | (fronted.process.seen.keys() if fronted.process else set())
     result["processes"] = {
         "started": sorted(started),
         "left_behind": sorted(pid for pid in started if psutil.pid_exists(pid) and _alive(pid)),
@@ -325,7 +361,9 @@ def _alive(pid: int) -> bool:
 def save(result: dict[str, object], directory: Path = LOAD_DIR) -> Path:
     run = result["run"]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    name = f"{stamp}-{run['variant']}-{run['scenario']}-{run['config']['label']}-u{run['users']}.json"
+    front = run.get("front", {}).get("label", DIRECT_FRONT.label)
+    via = "" if front == DIRECT_FRONT.label else f"-via-{front}"
+    name = f"{stamp}-{run['variant']}-{run['scenario']}-{run['config']['label']}{via}-u{run['users']}.json"
     return write_json(directory / name, result)
 
 
@@ -335,8 +373,10 @@ def one_line(result: dict) -> str:
     flag = " GENERATOR-BOUND" if cpu["generator_bound"] else ""
     p99 = f"{lat['p99']:.2f}" if lat["p99"] is not None else "-"
     server_us = f"{cpu['server_us_per_request']:.0f}" if cpu["server_us_per_request"] is not None else "-"
+    front = run.get("front", {}).get("label", DIRECT_FRONT.label)
     return (
-        f"{run['variant']:<22} {run['scenario']:<8} {run['config']['label']:<24} u={run['users']:<3} "
-        f"rps={result['rps'] or 0:8.0f} p99={p99}ms server={server_us}us/req "
-        f"leak={total['leak']} lost={total['lost']} other={total['other']} of {total['requests']}{flag}"
+        f"{run['variant']:<22} {run['scenario']:<8} {run['config']['label']:<24} front={front:<16} "
+        f"u={run['users']:<3} rps={result['rps'] or 0:8.0f} p99={p99}ms server={server_us}us/req "
+        f"leak={total['leak']} cross_client={total.get('cross_client', 0)} lost={total['lost']} "
+        f"other={total['other']} of {total['requests']}{flag}"
     )

@@ -25,13 +25,16 @@ def estimate_s(specs: list[bounded_run.RunSpec], per_run_s: float = HUNT_RUN_EST
 
 def dry_run_lines(specs: list[bounded_run.RunSpec]) -> list[str]:
     lines = [
-        f"{s.variant} {s.scenario} {s.config.label} u={s.users} at most {s.duration_s}s, stop at {s.stop_at}"
+        f"{s.variant} {s.scenario} {s.config.label} front={s.front.label} u={s.users} at most {s.duration_s}s, "
+        f"stop at {s.stop_at}"
         for s in specs
     ]
     variants = len({s.variant for s in specs})
     configs = len({s.config.label for s in specs})
+    proxied = sum(not s.front.is_direct for s in specs)
     lines.append(
-        f"{len(specs)} runs ({variants} variants x {configs} configurations, every scenario in each run): "
+        f"{len(specs)} runs ({variants} variants x {configs} configurations, {proxied} of them behind a proxy, every "
+        "scenario in each run): "
         f"~{estimate_s(specs) / 60:.1f} min at {HUNT_RUN_ESTIMATE_S:.1f} s per run (settings.HUNT_RUN_ESTIMATE_S)"
     )
     return lines

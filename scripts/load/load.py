@@ -12,6 +12,7 @@ from scripts.common.arguments import (
     MAX_SECONDS,
     MAX_USERS,
     non_negative,
+    one_of,
     output_dir,
     positive_int,
     seconds,
@@ -19,7 +20,7 @@ from scripts.common.arguments import (
 from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR
 from scripts.common.staged import MERGE, staged_run
-from scripts.load import bounded_run
+from scripts.load import bounded_run, fronts
 from scripts.load import servers as serverconfig
 from scripts.load.settings import DURATION_S, USERS, WARMUP_S
 
@@ -43,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="server configuration: " + ", ".join(serverconfig.BY_LABEL),
     )
     parser.add_argument(
+        "--front",
+        default=fronts.DIRECT_FRONT.label,
+        type=one_of("front", fronts.BY_LABEL),
+        metavar="FRONT",
+        help="what the clients connect to: " + ", ".join(fronts.BY_LABEL) + " (a reverse proxy before the server)",
+    )
+    parser.add_argument(
         "--rate", type=non_negative(MAX_RATE_PER_S), default=0.0, help="total fixed rate (requests/s); 0 = closed loop"
     )
     parser.add_argument("--no-validation", action="store_true", help="do not judge responses (client cost baseline)")
@@ -58,6 +66,10 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    front = fronts.get(args.front)
+    if (missing := front.missing()) is not None:
+        print(f"ctxbench load: skipped: {missing}")
+        return 2
     spec = bounded_run.RunSpec(
         args.variant,
         args.scenario,
@@ -69,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         validate=not args.no_validation,
         processes=args.processes,
         tag="load",
+        front=front,
     )
     # Staged, merge (scripts.common.staged): results/load/ is shared by this command, every sweep mode and the
     # side-by-side rounds, each adding files under new names; the report sums them all, so a run's files go in only

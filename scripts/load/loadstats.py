@@ -8,6 +8,13 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`,
   `lost`, `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name ->
   count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+- `front_grid`: the leak grid over every front (`front`: `direct`, `nginx`, `haproxy-always`, ... of
+  scripts.load.fronts), one row per (variant, scenario, server, front), with `cross_client` (responses that carried a
+  value another client connection sent) and `origins` (other_client / same_client / unknown -> responses). Every other
+  section, `leak_grid` included, reads only the runs without a front, as before fronts existed.
+- `h2`: the HTTP/2 cells under `h2/` (`make sweep MODE=h2`), one row per (variant, target) summed over runs:
+  `variant`, `target`, `transport`, `front`, `runs`, `requests`, `leak`, `lost`, `other`, `cross_stream` (responses
+  that carried another stream's identity), `http_versions`.
 - `clean_cells`: `cells`, `clean` (no failure of any kind), `min_requests` and `median_requests` behind a clean cell,
   `total_requests`, `below_target` (clean cells under scripts.load.bounds.CLEAN_CELL_TARGET validated requests),
   `worst_bound` (the largest 95% bound on the failure share of a clean cell; scripts.load.bounds.clean_bound).
@@ -42,6 +49,7 @@ from pathlib import Path
 
 from scripts.common.results import LOAD_DIR, read_json, write_json
 from scripts.load import bounds
+from scripts.load.fronts import DIRECT_FRONT
 
 SUMMARY_NAME = "summary.json"
 SIDE_KIND = "side-by-side"
@@ -65,14 +73,47 @@ def load_results(directory: Path = LOAD_DIR) -> tuple[list[tuple[str, dict]], li
     return runs, side
 
 
-def leak_grid(runs: list[tuple[str, dict]]) -> list[dict]:
-    cells: dict[tuple[str, str, str], dict] = {}
+def front_of(data: dict) -> str:
+    """The run's front label; runs written before fronts existed were direct."""
+    return data["run"].get("front", {}).get("label", DIRECT_FRONT.label)
+
+
+H2_DIR = "h2"  # scripts.load.h2 writes its cells there (kind "h2")
+
+
+def h2_cells(directory: Path) -> list[dict]:
+    rows: dict[tuple[str, str], dict] = {}
+    for path in sorted((directory / H2_DIR).glob("*.json")):
+        data = read_json(path)
+        run = data["run"]
+        row = rows.setdefault(
+            (run["variant"], run["target"]),
+            {"variant": run["variant"], "target": run["target"], "transport": run["transport"]}
+            | {"front": run["front"]["label"], "server": run["server"]["label"], "runs": 0, "requests": 0}
+            | {"leak": 0, "lost": 0, "other": 0, "cross_stream": 0, "http_versions": {}},
+        )
+        row["runs"] += 1
+        for field in ("requests", "leak", "lost", "other", "cross_stream"):
+            row[field] += data[field]
+        for version, count in data["http_versions"].items():
+            row["http_versions"][version] = row["http_versions"].get(version, 0) + count
+    return [rows[key] for key in sorted(rows)]
+
+
+def direct_only(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The runs without a front: every section but `front_grid` reads these alone."""
+    return [(name, data) for name, data in runs if front_of(data) == DIRECT_FRONT.label]
+
+
+def leak_grid(runs: list[tuple[str, dict]], by_front: bool = False) -> list[dict]:
+    cells: dict[tuple[str, ...], dict] = {}
     for _, data in runs:
         run = data["run"]
-        key = (run["variant"], run["scenario"], run["config"]["label"])
+        key = (run["variant"], run["scenario"], run["config"]["label"], *((front_of(data),) if by_front else ()))
         cell = cells.setdefault(
             key,
             {"variant": key[0], "category": data["variant_category"], "scenario": key[1], "server": key[2]}
+            | ({"front": key[3], "cross_client": 0, "origins": {}} if by_front else {})
             | {"runs": 0, "requests": 0, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "failures": {}},
         )
         total = data["failures_total"]
@@ -81,6 +122,10 @@ def leak_grid(runs: list[tuple[str, dict]]) -> list[dict]:
             cell[field] += total[field]
         for name, count in total["failures"].items():
             cell["failures"][name] = cell["failures"].get(name, 0) + count
+        if by_front:
+            cell["cross_client"] += total.get("cross_client", 0)
+            for name, count in total.get("origins", {}).items():
+                cell["origins"][name] = cell["origins"].get(name, 0) + count
     return [cells[key] for key in sorted(cells)]
 
 
@@ -255,13 +300,16 @@ def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
 
 def summarize(directory: Path = LOAD_DIR) -> dict:
     """Read every result file, write summary.json atomically next to them, return it."""
-    runs, side = load_results(directory)
+    every_run, side = load_results(directory)
+    runs = direct_only(every_run)
     grid = leak_grid(runs)
     newest = max(runs, key=lambda item: item[1]["environment"]["created_utc"], default=(None, None))[1]
     summary = {
         "schema": 1,
         "files": {"runs": len(runs), "side_rounds": len(side)},
         "leak_grid": grid,
+        "front_grid": leak_grid(every_run, by_front=True),
+        "h2": h2_cells(directory),
         "clean_cells": clean_cells(grid),
         "server_cost": server_cost(side),
         "throughput": throughput(runs),

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -21,8 +23,10 @@ from apps.harness.contract import HEALTH_PATH
 from apps.harness.registry import Variant
 from scripts.common.environment import ROOT
 from scripts.load import reaper
+from scripts.load.fronts import Front
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_POLL_S, HEALTH_TIMEOUT_S, HOST, STOP_TIMEOUT_S
+from scripts.load.tls import HTTP1, Certificate, generate
 
 GONE_POLL_S = 0.01  # between looks at processes being stopped
 
@@ -164,14 +168,16 @@ class NotServing(RuntimeError):
         self.exit_code = exit_code
 
 
-def wait_answering(server: Managed, url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-    """Poll `url` on fresh connections until it answers 200, or raise NotServing."""
+def wait_answering(
+    server: Managed, url: str, timeout_s: float = HEALTH_TIMEOUT_S, context: ssl.SSLContext | None = None
+) -> None:
+    """Poll `url` on fresh connections until it answers 200, or raise NotServing (`context`: for https)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise NotServing(f"server exited with {server.process.returncode}", server.process.returncode)
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -212,3 +218,58 @@ def serve(
             yield server
         finally:
             server.stop(graceful)
+
+
+@dataclass
+class Fronted:
+    """What the clients talk to: the front's port (the server's own when direct), its process and config text."""
+
+    front: Front
+    port: int
+    process: Managed | None = None
+    config: str | None = None
+    certificate: Certificate | None = None  # a TLS front's, generated for the run
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.certificate else 'http'}://{HOST}:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        return self.process.cpu_seconds() if self.process is not None else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.front.as_dict(),
+            "version": self.front.version(),
+            "command": self.process.command if self.process is not None else None,
+            "config": self.config,
+        }
+
+
+@contextlib.contextmanager
+def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterator[Fronted]:
+    """The front started in a temporary prefix in front of a serving server, answering /healthz through it on entry,
+    stopped by PID and process group on exit whatever happened. Direct: nothing is started."""
+    if front.is_direct:
+        yield Fronted(front, upstream_port)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"ctxbench-{front.label}-") as tmp:
+        prefix = Path(tmp)
+        prefix.chmod(0o755)  # nginx's workers drop root for nobody and must reach their body buffers in the prefix
+        port = free_port()
+        conf = prefix / f"{front.kind}.conf"
+        config = front.render(prefix, port, upstream_port, HOST)
+        conf.write_text(config)
+        certificate = generate(prefix, HOST) if front.tls else None
+        context = certificate.client_context(HTTP1) if certificate else None
+        process = Managed(front.command(prefix, conf), cpus, prefix / "front.log")
+        fronted = Fronted(front, port, process, config, certificate)
+        try:
+            try:
+                wait_answering(process, f"{fronted.url}{HEALTH_PATH}", context=context)
+            except NotServing as error:
+                raise RuntimeError(f"front {front.label}: {error}:\n{process.log_tail()}") from None
+            process.processes()  # remember nginx's worker now that it is up
+            yield fronted
+        finally:
+            process.stop()

@@ -104,6 +104,9 @@ def _gunicorn_pair(label: str, worker: str, reset_worker: str) -> tuple[ServerCo
 
 UVLOOP_HTTPTOOLS, UVLOOP_HTTPTOOLS_RESET = _uvicorn_pair("uvloop", "httptools")
 ASYNCIO_H11, ASYNCIO_H11_RESET = _uvicorn_pair("asyncio", "h11")
+# the loop and the parser swapped: which of the two a leak path follows
+ASYNCIO_HTTPTOOLS, ASYNCIO_HTTPTOOLS_RESET = _uvicorn_pair("asyncio", "httptools")
+UVLOOP_H11, UVLOOP_H11_RESET = _uvicorn_pair("uvloop", "h11")
 GUNICORN, GUNICORN_RESET = _gunicorn_pair("gunicorn-uvicorn", "uvicorn_worker.UvicornWorker", RESET_WORKER)
 GUNICORN_H11, GUNICORN_H11_RESET = _gunicorn_pair(
     "gunicorn-uvicorn-h11", "uvicorn_worker.UvicornH11Worker", RESET_H11_WORKER
@@ -122,6 +125,10 @@ LEAK_HUNT: tuple[ServerConfig, ...] = (
     ASYNCIO_H11,
     UVLOOP_HTTPTOOLS_RESET,
     ASYNCIO_H11_RESET,
+    ASYNCIO_HTTPTOOLS,
+    UVLOOP_H11,
+    ASYNCIO_HTTPTOOLS_RESET,
+    UVLOOP_H11_RESET,
     GUNICORN,
     GUNICORN_H11,
     GUNICORN_RESET,
@@ -132,10 +139,8 @@ LEAK_HUNT: tuple[ServerConfig, ...] = (
     GRANIAN_ASYNCIO,
     DAPHNE,
 )
-# uvicorn's other parser/loop pairs and two workers: the full sweep only
+# uvicorn's other parser/loop pairs are in LEAK_HUNT now, with their twins; two workers: the full sweep only
 EXTRA: tuple[ServerConfig, ...] = (
-    ServerConfig("asyncio-httptools", "uvicorn", ("--loop", "asyncio", "--http", "httptools")),
-    ServerConfig("uvloop-h11", "uvicorn", ("--loop", "uvloop", "--http", "h11")),
     ServerConfig("uvloop-httptools-w2", "uvicorn", ("--loop", "uvloop", "--http", "httptools", "--workers", "2")),
 )
 ALL: tuple[ServerConfig, ...] = (*LEAK_HUNT, *EXTRA)
@@ -143,6 +148,23 @@ BY_LABEL = MappingProxyType({config.label: config for config in ALL})
 # One configuration per kind, as users start it without options: the server-cost comparison and the probe's default.
 PLAIN = tuple(config for config in LEAK_HUNT if config.reset_setting is None)
 PER_KIND: tuple[ServerConfig, ...] = tuple({c.kind: c for c in reversed(PLAIN)}.values())[::-1]
+# Behind the fronts in the hunt: where users deploy behind a proxy, each default with its fixed twin, uvicorn's loop
+# and parser apart, and one configuration of every other kind.
+FRONTED: tuple[ServerConfig, ...] = (
+    UVLOOP_HTTPTOOLS,
+    UVLOOP_HTTPTOOLS_RESET,
+    ASYNCIO_H11,
+    ASYNCIO_H11_RESET,
+    ASYNCIO_HTTPTOOLS,
+    ASYNCIO_HTTPTOOLS_RESET,
+    UVLOOP_H11,
+    UVLOOP_H11_RESET,
+    GUNICORN,
+    GUNICORN_RESET,
+    HYPERCORN_ASYNCIO,
+    GRANIAN,
+    DAPHNE,
+)
 PROBE_DEFAULT: tuple[ServerConfig, ...] = (UVLOOP_HTTPTOOLS, GUNICORN, HYPERCORN_ASYNCIO, GRANIAN, DAPHNE)
 
 

@@ -13,6 +13,10 @@ HOST = "127.0.0.1"  # the only address that ever receives load
 _ALL_CPUS = sorted(os.sched_getaffinity(0))
 SERVER_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[-1:])
 GENERATOR_CPUS: tuple[int, ...] = tuple(_ALL_CPUS[:-1]) or SERVER_CPUS
+# A reverse proxy in front (scripts/load/fronts.py) runs on the generator's cores, not the server's: in production it
+# runs on other cores or hosts than the app, in parallel with it, so the app's core stays the app's alone and its
+# CPU per request is still the server's own; the proxy's CPU is recorded apart (cpu.front_s).
+FRONT_CPUS: tuple[int, ...] = GENERATOR_CPUS
 
 HEALTH_TIMEOUT_S = 20.0
 HEALTH_POLL_S = 0.02  # between health probes while a server starts (was 0.05: up to 50 ms lost per run)
@@ -59,3 +63,6 @@ CURVES_USERS = (1, 4, 16, 64)
 CURVES_ROUNDS = 3
 CURVES_DURATION_S = 5.0
 CURVES_WARMUP_S = 1.0
+# HTTP/2 cells (`make sweep MODE=h2`): streams in flight at once on one connection, rounds of them per cell
+H2_STREAMS = 32
+H2_ROUNDS = 20

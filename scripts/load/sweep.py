@@ -1,15 +1,21 @@
 """Sweeps of load runs (`make sweep [MODE=...]`): quick leak hunt, full grid, fixed-rate latency, side-by-side cost.
 
-quick    every variant x every scenario x serverconfig.LEAK_HUNT: one server and one locust per variant and server
-         configuration drive every scenario at once, one result per scenario; each run stops when every cell's
-         verdict is settled (scripts.load.hunt; --dry-run prints the plan and its estimated time)
-full     FULL_USERS x every scenario x serverconfig.ALL (hours: narrow it with --variant/--scenario/--server)
+quick    every variant x every scenario x serverconfig.LEAK_HUNT directly, and the variants tagged behind_proxy x
+         serverconfig.FRONTED behind every reverse proxy of fronts.PROXIES: one server (and front) and one locust per
+         variant, server configuration and front drive every scenario at once, one result per scenario; each run
+         stops when every cell's verdict is settled (scripts.load.hunt; --dry-run prints the plan and its estimated
+         time; narrow it with --front/--server/--variant)
+full     FULL_USERS x every scenario x serverconfig.ALL, directly or behind --front (hours: narrow it with --variant/
+         --scenario/--server)
 latency  fixed-rate runs well below capacity, interleaved variants, SIDE_ROUNDS rounds: latency figures
 side     every variant's server at once on the server core, each with its own generator (scripts.load.side_by_side):
          cost
 servers  baseline, contextvar_asgi and contextvar_isolated on every server kind at once, side by side: what a server
          and the isolation fix cost
 client   the generator's CPU per request with and without judging responses, interleaved, CLIENT_CPU_ROUNDS rounds
+h2       HTTP/2: every variant on scripts.load.h2.TARGETS (hypercorn and granian serving h2c and TLS themselves,
+         nginx terminating HTTP/2 before a server), H2_ROUNDS rounds of H2_STREAMS streams multiplexed on one
+         connection, each response judged; results/load/h2/ (narrow it with --server/--variant)
 curves   baseline and the approaches, closed-loop GETs at CURVES_USERS, interleaved, CURVES_ROUNDS rounds:
          throughput and p50/p99 against concurrency (about 10 minutes)
 """
@@ -27,7 +33,7 @@ from scripts.common.arguments import one_of, output_dir
 from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR
 from scripts.common.staged import MERGE, staged_run
-from scripts.load import bounded_run, hunt, side_by_side
+from scripts.load import bounded_run, fronts, hunt, side_by_side
 from scripts.load import servers as serverconfig
 from scripts.load.settings import (
     CLIENT_CPU_ROUNDS,
@@ -49,8 +55,8 @@ from scripts.load.settings import (
 )
 
 QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT = "quick", "full", "latency", "side", "servers", "client"
-CURVES = "curves"
-MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES)
+CURVES, H2 = "curves", "h2"
+MODES = (QUICK, FULL, LATENCY, SIDE, SERVERS, CLIENT, CURVES, H2)
 LATENCY_DURATION_S = 6.0
 (CLIENT_VARIANT,) = registry.tagged(registry.CLIENT_LOAD)  # a full, all-ok response: the checker judges it all
 CLIENT_DURATION_S = 6.0
@@ -91,7 +97,29 @@ def curves_plan(variants: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
                 yield bounded_run.RunSpec(*spec, tag=CURVES)
 
 
-def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]) -> Iterator[bounded_run.RunSpec]:
+BEHIND_PROXY = frozenset(registry.tagged(registry.BEHIND_PROXY))
+
+
+def quick_cells(
+    chosen_scenarios: tuple[str, ...], chosen_fronts: tuple[fronts.Front, ...] | None
+) -> list[tuple[int, serverconfig.ServerConfig, str, fronts.Front]]:
+    """The hunt's cells: every hunt configuration directly, the FRONTED ones behind each proxy (or the fronts asked)."""
+    each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
+    wanted = fronts.ALL if chosen_fronts is None else chosen_fronts
+    cells = []
+    for front in wanted:
+        configs = serverconfig.LEAK_HUNT if front.is_direct else serverconfig.FRONTED
+        cells += [(QUICK_USERS, config, s, front) for config in configs for s in each]
+    return cells
+
+
+def plan(
+    mode: str,
+    variants: tuple[str, ...],
+    chosen_scenarios: tuple[str, ...],
+    chosen_fronts: tuple[fronts.Front, ...] | None = None,
+) -> Iterator[bounded_run.RunSpec]:
+    """`chosen_fronts` None: the mode's default (quick: direct and every proxy; the others: direct only)."""
     if mode == CLIENT:
         yield from client_plan()
         return
@@ -102,25 +130,34 @@ def plan(mode: str, variants: tuple[str, ...], chosen_scenarios: tuple[str, ...]
     if mode == QUICK:
         # One server and one generator per variant and configuration, every scenario at once (scenarios.EACH):
         # starting them per cell cost more than the cells. The saved results are still one per scenario.
-        each = (scenarios.EACH,) if set(chosen_scenarios) == set(scenarios.SCENARIOS) else chosen_scenarios
-        cells = [(QUICK_USERS, config, s) for config in serverconfig.LEAK_HUNT for s in each]
+        # A front is one more process per run, not a new axis of its own: the same scenarios, and the variants
+        # the registry tags for it (scripts.load.fronts: the approaches, a pitfall and the negative control).
+        cells = quick_cells(chosen_scenarios, chosen_fronts)
         duration, warmup, stop_at = QUICK_DURATION_S, QUICK_WARMUP_S, HUNT_STOP_AT
     elif mode == FULL:
-        cells = [(u, config, s) for u in FULL_USERS for config in serverconfig.ALL for s in chosen_scenarios]
+        wanted = chosen_fronts or (fronts.DIRECT_FRONT,)
+        cells = [
+            (u, config, s, front)
+            for front in wanted
+            for u in FULL_USERS
+            for config in serverconfig.ALL
+            for s in chosen_scenarios
+        ]
         duration, warmup = FULL_DURATION_S, FULL_WARMUP_S
     else:  # LATENCY: fixed rate, default server, plain GETs, repeated rounds
-        cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET)] * SIDE_ROUNDS
+        cells = [(FIXED_RATE_USERS, serverconfig.DEFAULT, scenarios.GET, fronts.DIRECT_FRONT)] * SIDE_ROUNDS
         duration, warmup = LATENCY_DURATION_S, SIDE_WARMUP_S
     rate = FIXED_RATE_PER_S if mode == LATENCY else 0.0
-    for index, (users, config, scenario) in enumerate(cells):
+    for index, (users, config, scenario, front) in enumerate(cells):
         for variant in rotated(variants, index):
-            yield bounded_run.RunSpec(
-                variant, scenario, users, duration, warmup, config, rate_per_s=rate, tag=mode, stop_at=stop_at
-            )
+            if not front.is_direct and variant not in BEHIND_PROXY:
+                continue
+            spec = (variant, scenario, users, duration, warmup, config)
+            yield bounded_run.RunSpec(*spec, rate_per_s=rate, tag=mode, front=front, stop_at=stop_at)
 
 
 def hunt_plan(variants: tuple[str, ...]) -> list[bounded_run.RunSpec]:
-    """The leak hunt of these variants: every scenario on every hunt configuration (one variant's row)."""
+    """The leak hunt of these variants: every scenario on every hunt configuration, and behind the proxies."""
     return list(plan(QUICK, variants, scenarios.SCENARIOS))
 
 
@@ -142,6 +179,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="only these server configurations, e.g. asyncio-h11",
     )
+    parser.add_argument(
+        "--front",
+        action="append",
+        type=one_of("front", fronts.BY_LABEL),
+        metavar="FRONT",
+        help="only these fronts (quick default: all of them; full: direct): " + ", ".join(fronts.BY_LABEL),
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     parser.add_argument("--results-dir", type=output_dir, default=LOAD_DIR, help="where the JSON goes")
 
@@ -151,9 +195,14 @@ def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool, out: Path = LOA
     started = time.monotonic()
     errors = 0
     for done, spec in enumerate(specs, 1):
+        missing = spec.front.missing()
         if dry_run:
-            label = f"{spec.variant} {spec.scenario} {spec.config.label} u={spec.users}"
-            print(f"{label} {spec.duration_s}s rate={spec.rate_per_s} validate={spec.validate}")
+            label = f"{spec.variant} {spec.scenario} {spec.config.label} front={spec.front.label} u={spec.users}"
+            skip = f" SKIPPED ({missing})" if missing else ""
+            print(f"{label} {spec.duration_s}s rate={spec.rate_per_s} validate={spec.validate}{skip}")
+            continue
+        if missing:  # a proxy that is not installed: its cells are skipped, said once per cell, not an error
+            print(f"{progress(done, len(specs), started)}  SKIPPED {spec.variant} {spec.config.label}: {missing}")
             continue
         try:
             with exclusive_run():  # per run: the other benchmarks on this machine can take turns between runs
@@ -170,9 +219,10 @@ def run_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool, out: Path = LOA
 
 
 def selected(args: argparse.Namespace) -> list[bounded_run.RunSpec]:
-    """The runs of the mode, narrowed to the variants, scenarios and server labels asked for."""
+    """The runs of the mode, narrowed to the variants, scenarios, server labels and fronts asked for."""
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
-    specs = plan(args.mode, variants, tuple(args.scenario or scenarios.SCENARIOS))
+    chosen_fronts = tuple(map(fronts.get, args.front)) if getattr(args, "front", None) else None
+    specs = plan(args.mode, variants, tuple(args.scenario or scenarios.SCENARIOS), chosen_fronts)
     return [spec for spec in specs if not args.server or spec.config.label in args.server]
 
 
@@ -216,6 +266,10 @@ def sweep(args: argparse.Namespace, variants: tuple[str, ...], out: Path) -> int
         return side_by_side.run_rounds(variants, args.dry_run, out=out)
     if args.mode == SERVERS:
         return side_by_side.run_rounds(variants, args.dry_run, side_by_side.SERVERS_LAYOUT, out)
+    if args.mode == H2:
+        from scripts.load import h2  # httpx and the certificate code only when HTTP/2 runs
+
+        return h2.run_all(variants, args.server, args.dry_run)
     if args.mode == QUICK:  # runs that stop when settled, timed as a whole (scripts.load.hunt)
         return hunt.execute_all(selected(args), args.dry_run, out, out / hunt.RECORD)
     return run_all(selected(args), args.dry_run, out)

@@ -13,6 +13,9 @@ from apps.harness import registry
 from apps.harness.checker import Failure
 from apps.harness.contract import ENTRY
 from scripts.load import servers as serverconfig
+from scripts.load.fronts import DIRECT_FRONT
+
+DIRECT = DIRECT_FRONT.label  # cells written before fronts existed carry no front: they were direct
 
 CORRECT = "correct"
 CORRECT_WITH = "correct with"  # followed by the setting
@@ -41,23 +44,41 @@ class ServerVerdict:
         return f"{CORRECT_WITH} {self.setting}" if self.verdict == CORRECT_WITH else self.verdict
 
 
-def per_server(load: dict | None) -> dict[tuple[str, str], ServerVerdict]:
-    """(variant, server kind) -> verdict. A configuration with a fix counts only as the twin of a leaking default."""
+def grid_cells(load: dict | None, proxies_only: bool = False) -> list[dict]:
+    """The cells verdicts rest on: every front's (`front_grid`) when the summary has them, else the direct grid;
+    `proxies_only`: the cells behind a reverse proxy alone."""
+    load = load or {}
+    cells = load.get("front_grid") or load.get("leak_grid", [])
+    if proxies_only:
+        return [cell for cell in cells if cell.get("front", DIRECT) != DIRECT]
+    return cells
+
+
+def per_server(load: dict | None, proxies_only: bool = False) -> dict[tuple[str, str], ServerVerdict]:
+    """(variant, server kind) -> verdict over every front the runs had (a leak behind a proxy is a leak), or behind
+    the proxies alone. A configuration with a fix counts only as the twin of a leaking default behind the same front."""
     cells: dict[tuple[str, str], list[dict]] = {}
-    for cell in (load or {}).get("leak_grid", []):
+    for cell in grid_cells(load, proxies_only):
         cells.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), []).append(cell)
     return {key: server_verdict(group) for key, group in cells.items()}
 
 
+def twin_label(cell: dict) -> str | None:
+    return serverconfig.get(cell["server"]).reset_twin
+
+
 def server_verdict(cells: list[dict]) -> ServerVerdict:
-    by_place = {(c["server"], c["scenario"]): c for c in cells}
+    by_place = {(c["server"], c["scenario"], c.get("front", DIRECT)): c for c in cells}
     defaults = [c for c in cells if serverconfig.get(c["server"]).reset_setting is None]
     failing = [c for c in defaults if c["leak"] or c["lost"]]
     leaking = [c for c in defaults if c["leak"]]
     setting = None
 
     def twins_of(group: list[dict]) -> list[dict | None]:
-        return [by_place.get((serverconfig.get(c["server"]).reset_twin, c["scenario"])) for c in group]
+        return [
+            by_place.get((serverconfig.get(c["server"]).reset_twin, c["scenario"], c.get("front", DIRECT)))
+            for c in group
+        ]
 
     def clean(twins: list[dict | None]) -> bool:
         return all(twin is not None and not twin["leak"] and not twin["lost"] for twin in twins)
@@ -99,7 +120,7 @@ def correct_pairs(load: dict | None) -> list[tuple[str, serverconfig.ServerConfi
         if registry.get(variant).category in NOT_CANDIDATES or verdict.verdict not in (CORRECT, CORRECT_WITH):
             continue
         with_fix = verdict.verdict == CORRECT_WITH
-        for label in labels[(variant, kind)]:
+        for label in labels.get((variant, kind), ()):  # a kind run only behind a proxy has no direct pair to soak
             if (serverconfig.get(label).reset_setting is not None) == with_fix:
                 pairs.add((variant, label))
     return [(variant, serverconfig.get(label)) for variant, label in sorted(pairs)]

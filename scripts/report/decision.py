@@ -14,6 +14,7 @@ from scripts.load import servers as serverconfig
 from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and its tests name them through decision
     CORRECT,
     CORRECT_WITH,
+    DIRECT,
     LEAKS,
     LOSES,
     NOT_CANDIDATES,
@@ -21,6 +22,7 @@ from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and 
     SERVER_VERDICTS,
     STALE_AT_ENTRY,
     ServerVerdict,
+    grid_cells,
     per_server,
 )
 from scripts.report import limits
@@ -114,10 +116,11 @@ def outcomes(sources: dict[str, dict | None]) -> dict[str, Outcome]:
 def load_places(load: dict | None) -> list[tuple[str, str, dict[str, int], str | None]]:
     """(variant, place, failure counts, the same place with its fresh-Context setting, if any) per leak-grid cell."""
     places = []
-    for cell in (load or {}).get("leak_grid", []):
+    for cell in grid_cells(load):  # behind every front the runs had: a leak behind a proxy is a leak too
         twin = serverconfig.get(cell["server"]).reset_twin
-        place = f"{LOAD}{cell['scenario']} on {cell['server']}"
-        twin_place = f"{LOAD}{cell['scenario']} on {twin}" if twin else None
+        via = "" if cell.get("front", DIRECT) == DIRECT else f" via {cell['front']}"
+        place = f"{LOAD}{cell['scenario']} on {cell['server']}{via}"
+        twin_place = f"{LOAD}{cell['scenario']} on {twin}{via}" if twin else None
         places.append((cell["variant"], place, cell["failures"], twin_place))
     return places
 
@@ -436,6 +439,7 @@ def server_kinds(load: dict | None) -> list[str]:
 def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
     """The recommendation per server kind: correct, correct only with a setting, or leaking; the cheapest correct."""
     verdicts = per_server(load)
+    behind = per_server(load, proxies_only=True)
     kinds = server_kinds(load)
     if not kinds:
         return []
@@ -479,6 +483,7 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
         losing = having(candidates, LOSES)
         if losing:
             parts.append("Lose context: " + ", ".join(f"`{r.variant.name}`" for r in losing) + ".")
+        parts += _behind_proxy_phrase(candidates, behind, kind)
         passing = having(never, CORRECT, CORRECT_WITH)
         if passing:
             parts.append(
@@ -488,6 +493,20 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
             )
         lines += ["- " + " ".join(parts)]
     return lines
+
+
+def _behind_proxy_phrase(candidates: list[Row], behind: dict[tuple[str, str], ServerVerdict], kind: str) -> list[str]:
+    """What holds behind the reverse proxies the runs put in front of this kind (nothing when none was run)."""
+    found = {r.variant.name: behind[(r.variant.name, kind)] for r in candidates if (r.variant.name, kind) in behind}
+    if not found:
+        return []
+    groups = {
+        "leak": [name for name, v in found.items() if v.verdict in (STALE_AT_ENTRY, LEAKS)],
+        "correct": [name for name, v in found.items() if v.verdict == CORRECT],
+        "correct only with a setting": [name for name, v in found.items() if v.verdict == CORRECT_WITH],
+    }
+    said = [f"{what}: " + ", ".join(f"`{name}`" for name in names) for what, names in groups.items() if names]
+    return ["Behind a reverse proxy, " + "; ".join(said) + "."] if said else []
 
 
 def where_it_fails(variant: str, verdicts: dict[tuple[str, str], ServerVerdict], kinds: list[str]) -> str:

@@ -16,7 +16,7 @@ from scripts.load import bounds, load_charts, loadstats, server_instructions
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix
 from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.report import decision, decision_chart, observability
+from scripts.report import decision, decision_chart, observability, proxy
 from scripts.soak.report import soak_headline, soak_section
 from scripts.versions.report import render as render_versions
 
@@ -540,6 +540,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
             results_dir / resultfiles.SOAK_FOLLOWUP_DIR.relative_to(resultfiles.RESULTS),
         ),
         "",
+        *proxy.section(sources["load"]),  # behind a proxy, the figure that matters; ends with its own blank line
         *_opening_chart(sources),
         *_grid_lines(table, sources["load"]),
         "",

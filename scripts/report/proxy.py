@@ -1,0 +1,69 @@
+"""The report's "Behind a reverse proxy" section: per approach and server, leaks and another client's data per front."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from scripts.load import fronts
+
+DIRECT = fronts.DIRECT_FRONT.label
+
+
+def totals(grid: list[dict]) -> dict[tuple[str, str, str], dict[str, int]]:
+    """(variant, server, front) -> `requests`, `leak` (leaked checkpoint values) and `cross` (responses that carried
+    another client connection's data), summed over the scenarios."""
+    summed: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: {"requests": 0, "leak": 0, "cross": 0})
+    for cell in grid:
+        entry = summed[(cell["variant"], cell["server"], cell["front"])]
+        entry["requests"] += cell["requests"]
+        entry["leak"] += cell["leak"]
+        entry["cross"] += cell.get("cross_client", 0)
+    return dict(summed)
+
+
+def h2_lines(load: dict | None, level: str = "###") -> list[str]:
+    """HTTP/2: many streams of different identities on one connection (scripts.load.h2), when it was run."""
+    rows = (load or {}).get("h2") or []
+    if not rows:
+        return []
+    lines = [
+        f"{level} HTTP/2: streams multiplexed on one connection",
+        "",
+        "Each cell: responses that carried another stream's identity / leaked values / requests "
+        "(`make sweep MODE=h2`).",
+        "",
+        "| approach | target | result |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| `{row['variant']}` | `{row['target']}` | {row['cross_stream']} / {row['leak']} / {row['requests']} |"
+        )
+    return [*lines, ""]
+
+
+def section(load: dict | None) -> list[str]:
+    grid = (load or {}).get("front_grid") or []
+    if not any(cell["front"] != DIRECT for cell in grid):
+        return h2_lines(load, level="##")
+    figures = totals(grid)
+    labels = [front.label for front in fronts.ALL if any(key[2] == front.label for key in figures)]
+    pairs = sorted({(variant, server) for variant, server, front in figures if front != DIRECT})
+    lines = [
+        "## Behind a reverse proxy",
+        "",
+        "A proxy keeps keep-alive connections to the app and forwards different clients' requests over them. Each "
+        "cell: responses that carried *another client connection's* data (a value sent by another locust user) / "
+        "leaked values / requests, every scenario of the hunt together (`cross_client` of `summary.json`'s "
+        "`front_grid`). Fronts: `scripts/load/fronts.py`; each run's config file is in its result.",
+        "",
+        "| approach | server | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for variant, server in pairs:
+        cells = []
+        for label in labels:
+            entry = figures.get((variant, server, label))
+            cells.append("-" if entry is None else f"{entry['cross']} / {entry['leak']} / {entry['requests']}")
+        lines.append(f"| `{variant}` | `{server}` | " + " | ".join(cells) + " |")
+    return [*lines, "", *h2_lines(load)]
