@@ -94,6 +94,13 @@ VARIANTS: tuple[Variant, ...] = (
         expected=expect(NONE, NONE),
     ),
     Variant(
+        "contextvar_isolated_task",
+        RECOMMENDED,
+        "contextvar_isolated's previous mechanism, kept for comparison: the fresh `Context` given by one task per "
+        "request.",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
         "request_state",
         RECOMMENDED,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
