@@ -118,9 +118,7 @@ def test_the_hunt_runs_direct_everywhere_and_every_proxy_on_the_fronted_configur
     assert fronted <= hunt
     behind = set(registry.tagged(registry.BEHIND_PROXY))  # the approaches, a pitfall and the negative control
     assert {s.variant for s in specs if not s.front.is_direct} == behind
-    assert {"global_state"} <= behind and {
-        v.name for v in registry.VARIANTS if v.category == registry.APPROACH
-    } <= behind
+    assert {"global_state", "contextvar_asgi", "contextvar_isolated", "request_state", "explicit"} <= behind
     only = list(sweep.plan(sweep.QUICK, variants, tuple(sweep.scenarios.SCENARIOS), (fronts.NGINX_DEFAULT,)))
     assert {s.front for s in only} == {fronts.NGINX_DEFAULT} and len(only) == len(behind) * len(fronted)
     full = list(sweep.plan(sweep.FULL, variants[:1], ("get",)))

@@ -60,6 +60,12 @@ def test_every_server_kind_serves_the_isolated_variant_cleanly_and_leaves_nothin
     assert pids and _gone(pids) and not in_group(pids[0])
 
 
+def test_the_task_per_request_isolation_is_clean_on_uvicorn_defaults_too() -> None:
+    """contextvar_isolated_task (the previous mechanism, kept for comparison) on the path that leaks by default."""
+    found, _ = served("contextvar_isolated_task", LEAKING)
+    assert found == [], sorted(set(found))
+
+
 def test_pipelining_finds_the_conditional_leak_on_a_leaking_server_and_none_on_a_clean_one() -> None:
     leaky, _ = served("contextvar_conditional", LEAKING)
     assert any(name.startswith("entry.") and name.endswith(f":{LEAK}") for name in leaky)

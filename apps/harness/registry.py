@@ -111,6 +111,13 @@ VARIANTS: tuple[Variant, ...] = (
         expected=expect(NONE, NONE),
     ),
     Variant(
+        "contextvar_isolated_task",
+        APPROACH,
+        "contextvar_isolated's previous mechanism, kept for comparison: the fresh `Context` given by one task per "
+        "request.",
+        expected=expect(NONE, NONE),
+    ),
+    Variant(
         "request_state",
         APPROACH,
         "A BaseHTTPMiddleware stores the context on `request.state`; code below is handed the state.",
