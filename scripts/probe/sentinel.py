@@ -165,10 +165,14 @@ def creator_module(var: contextvars.ContextVar) -> str | None:
 
 class _ReadWatch:
     """A profile hook that notes reads of the suspect ContextVars: `ContextVar.get`, and `contextvars.copy_context()`
-    called by code other than the event loop's (which copies a context for a callback, reading nothing)."""
+    called by code other than the event loop's (which copies a context for a callback, reading nothing). A read counts
+    only in a context that carries the handed-over values (the sentinel's private marker is set there): code the app
+    runs in a fresh Context of its own, inside the watched steps (an isolation that drives its downstream step by step
+    in the same task), reads nothing stale, whatever value it gets."""
 
-    def __init__(self, ids: set[int]) -> None:
+    def __init__(self, ids: set[int], marker: object) -> None:
         self.ids = ids
+        self.marker = marker
         self.read: set[int] = set()
         self.everything = False
         self.active = True
@@ -177,6 +181,8 @@ class _ReadWatch:
         if event != "c_call":
             return
         try:
+            if MARKER.get(None) is not self.marker:  # hooks do not run inside a hook: this get is not watched
+                return
             if arg is contextvars.copy_context:
                 caller = str(frame.f_globals.get("__name__", ""))
                 if not caller.startswith(LOOP_MODULES):
@@ -417,7 +423,7 @@ class Sentinel:
         marker = object()
         handed = contextvars.copy_context()  # the values the app would see; held, so that its changes stay visible
         handed.run(MARKER.set, marker)
-        watch = _ReadWatch({id(var) for var, _, _ in suspects})
+        watch = _ReadWatch({id(var) for var, _, _ in suspects}, marker)
         settled: list[bool] = []
 
         def settle(used: bool) -> None:

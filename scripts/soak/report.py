@@ -109,7 +109,7 @@ TITLE = {
 
 
 def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
-    """The first screen's line on the soak: passed, or which pairs failed and what the follow-up says."""
+    """The first screen's line on the soak: its verdict, and which pairs failed with the follow-up's verdict."""
     path = Path(results_dir) / SUMMARY_NAME
     if not path.exists():
         return []
@@ -117,15 +117,11 @@ def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[s
     followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
     followup = read_json(followup_path) if followup_path and followup_path.exists() else None
     pairs = len(summary["pairs"])
-    head = (
-        f"Soak: {summary['requests']:,} validated requests on {pairs} approach × server pairs, leak {summary['leak']}"
-    )
-    if summary["passed"]:
-        return ["", f"{head}: passed."]
     failed = failure_lines(summary, followup)
-    if not summary["complete"]:
-        return ["", f"{head}: incomplete ({len(failed)} pairs failed so far)."]
-    return ["", f"{head}: failed on {len(failed)}: " + "; ".join(failed) + "."]
+    verdict = headline(summary)
+    title = TITLE[verdict].format(failed=len(failed), pairs=pairs)
+    named = ": " + "; ".join(failed) if verdict == FAILED else ""
+    return ["", f"Soak: {summary['requests']:,} validated requests, leak {summary['leak']}: {title}{named}."]
 
 
 def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
