@@ -10,6 +10,7 @@ USERS ?=
 DURATION ?=
 SCENARIO ?=
 SERVER ?=
+FRONT ?=
 MODE ?=
 REQUESTS ?=
 APP ?=
@@ -48,7 +49,7 @@ verify: setup
 
 load: setup
 	$(CLI) load --variant $(VARIANT) $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) \
-		$(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SERVER),--server $(SERVER))
+		$(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SERVER),--server $(SERVER)) $(if $(FRONT),--front $(FRONT))
 
 sweep: setup
 	$(CLI) sweep $(if $(MODE),--mode $(MODE))

@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "scripts.matrix": {"apps", "scripts.common"},
     "scripts.report": {
         "apps",
+        "loadtests",
         "scripts.common",
         "scripts.bench",
         "scripts.load",

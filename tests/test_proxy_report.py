@@ -91,3 +91,19 @@ def test_http2_cells_are_summed_per_target_and_shown(tmp_path: Path) -> None:
     assert row["http_versions"] == {"HTTP/2": 128}
     lines = proxy.section({"h2": [row]})
     assert lines[0].startswith("## HTTP/2") and "| `v` | `t-h2c` | 1 / 3 / 128 |" in lines
+
+
+def test_the_first_screen_says_per_approach_where_another_clients_data_came_through() -> None:
+    grid = [
+        cell("contextvar_asgi", "uvloop-httptools", "nginx", "get", 5, 2),
+        cell("contextvar_asgi", "uvloop-httptools", "haproxy", "stream", 7, 3),
+        cell("contextvar_asgi", "uvloop-httptools-reset", "nginx", "get", 0, 0),
+        cell("explicit", "uvloop-httptools", "nginx", "get", 0, 0),
+        cell("global_state", "daphne", "nginx", "get", 9, 4),
+    ]
+    lines = proxy.answer_lines({"front_grid": grid})
+    assert lines[0].startswith("**Behind a reverse proxy** (nginx, haproxy)")
+    assert "- `contextvar_asgi`: uvicorn 5 (of 300 requests); none with the fresh-Context setting" in lines
+    assert "- `explicit`: none, on any server behind any proxy (100 requests)" in lines
+    assert "- `global_state` (control): daphne 4 (of 100 requests)" in lines
+    assert proxy.answer_lines({"front_grid": grid[:0]}) == []

@@ -3,6 +3,7 @@ resolution is what the rule can catch, the error allows for autocorrelated sampl
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -110,3 +111,27 @@ def test_case_8_a_restarted_worker_is_noticed_and_in_the_sum() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_committed_soak_is_rejudged_from_its_samples(tmp_path: Path) -> None:
+    """`ctxbench soak --rejudge`: today's rule over the samples the pair files kept; a flat pair passes, a pair that
+    grows 300 bytes per request fails, and what was stored before is not trusted."""
+    from scripts.soak import rejudge
+
+    flat = [{"requests": 1000 * i, "rss": 50 * 2**20} for i in range(60)]
+    growing = [{"requests": 1000 * i, "rss": 50 * 2**20 + 300 * 1000 * i} for i in range(60)]
+    directory = tmp_path / "soak"
+    directory.mkdir()
+    entries = []
+    for name, series in (("flat", flat), ("growing", growing)):
+        stored = {"judged": True, "passed": True}  # the old verdict, not trusted
+        pair = {"variant": name, "server": {"label": "x"}, "requests": 59_000, "complete": True, "error": None}
+        pair |= {"leak": 0, "lost": 0, "other": 0, "samples": series, "growth": stored}
+        (directory / f"{name}.json").write_text(json.dumps(pair))
+        entries.append({k: v for k, v in pair.items() if k != "samples"} | {"file": f"{name}.json", "passed": True})
+    summary = {"pairs": entries, "complete": True, "requests": 118_000, "budget": 100_000, "passed": True}
+    (directory / "summary.json").write_text(json.dumps(summary))
+    again = rejudge.rejudge(directory)
+    verdicts = {pair["variant"]: pair["verdict"] for pair in again["pairs"]}
+    assert verdicts == {"flat": "passed", "growing": "failed"} and again["passed"] is False
+    assert json.loads((directory / "summary.json").read_text())["verdict"] == "FAILED"

@@ -12,6 +12,7 @@ from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR, read_json, write_json
 from scripts.common.staged import MERGE, staged_run
 from scripts.load import bounded_run
+from scripts.load.fronts import DIRECT_FRONT
 from scripts.load.settings import HUNT_RUN_ESTIMATE_S
 
 RECORD = Path("hunt") / "run.json"  # under a folder of results/load/: loadstats reads only its top-level *.json
@@ -40,14 +41,15 @@ def dry_run_lines(specs: list[bounded_run.RunSpec]) -> list[str]:
     return lines
 
 
-def previous_files(tag: str, variants: set[str], configs: set[str], directory: Path = LOAD_DIR) -> list[Path]:
-    """Result files of runs tagged `tag` of these variants on these configurations (what a re-run replaces)."""
+def previous_files(specs: list[bounded_run.RunSpec], directory: Path = LOAD_DIR) -> list[Path]:
+    """Result files of earlier runs of the same tag, variant, configuration and front as `specs` (what they replace)."""
+    planned = {(s.tag, s.variant, s.config.label, s.front.label) for s in specs}
     found = []
     for path in sorted(directory.glob("*.json")):
         run = read_json(path).get("run") or {}
-        if run.get("tag") == tag and run.get("variant") in variants:
-            if run.get("config", {}).get("label") in configs:
-                found.append(path)
+        key = (run.get("tag"), run.get("variant"), (run.get("config") or {}).get("label"))
+        if (*key, (run.get("front") or {}).get("label", DIRECT_FRONT.label)) in planned:
+            found.append(path)
     return found
 
 
@@ -83,20 +85,21 @@ def execute_all(
     return 1 if errors else 0
 
 
-def replace_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool) -> int:
-    """A re-run of some variants' hunt: staged (merge) into results/load/, and only once it succeeded are their
-    previous hunt files removed, so the leak grid (a sum over files) holds this hunt's counts alone for them; a
-    failed re-run adds nothing and removes nothing."""
+def replace_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool, directory: Path = LOAD_DIR) -> int:
+    """A hunt that supersedes the previous one for its variants and configurations: staged (merge) into `directory`,
+    and only once it succeeded are their previous hunt files removed, so the leak grid (a sum over files) holds this
+    hunt's counts alone for them; a failed hunt adds nothing and removes nothing."""
     specs = list(specs)
     if dry_run or not specs:
         return execute_all(specs, dry_run)
-    previous = previous_files(specs[0].tag, {s.variant for s in specs}, {s.config.label for s in specs})
-    with staged_run(LOAD_DIR, mode=MERGE) as stage:
+    previous = previous_files(specs, directory)
+    with staged_run(directory, mode=MERGE) as stage:
         if status := execute_all(specs, dry_run, stage.dir, stage.dir / RECORD):
             stage.fail(f"had errors (exit code {status}): none of its runs are added")
     if status == 0:
         for path in previous:
             path.unlink(missing_ok=True)
+        print(f"hunt: replaced {len(previous)} result files of the previous hunt", flush=True)
     return status
 
 

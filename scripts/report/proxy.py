@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from apps.harness import registry
 from scripts.load import fronts
+from scripts.load import servers as serverconfig
 
 DIRECT = fronts.DIRECT_FRONT.label
 
@@ -67,3 +69,32 @@ def section(load: dict | None) -> list[str]:
             cells.append("-" if entry is None else f"{entry['cross']} / {entry['leak']} / {entry['requests']}")
         lines.append(f"| `{variant}` | `{server}` | " + " | ".join(cells) + " |")
     return [*lines, "", *h2_lines(load)]
+
+
+def answer_lines(load: dict | None) -> list[str]:
+    """The first screen's answer behind a proxy: per approach, the server kinds where another client's data reached a
+    request through any proxy (on the servers' default settings), and whether the fresh-Context setting removed it."""
+    grid = [cell for cell in (load or {}).get("front_grid") or [] if cell["front"] != DIRECT]
+    if not grid:
+        return []
+    figures = totals(grid)
+    proxies = [front.label for front in fronts.ALL if any(key[2] == front.label for key in figures)]
+    lines = [f"**Behind a reverse proxy** ({', '.join(proxies)}): responses carrying another client's data, by server:"]
+    for variant in dict.fromkeys(key[0] for key in sorted(figures)):
+        mine = {key: entry for key, entry in figures.items() if key[0] == variant}
+        crossed: dict[str, int] = defaultdict(int)
+        fixed = [entry for (_, server, _), entry in mine.items() if serverconfig.get(server).reset_setting]
+        for (_, server, _), entry in mine.items():
+            if not serverconfig.get(server).reset_setting:
+                crossed[serverconfig.get(server).kind] += entry["cross"]
+        requests = sum(entry["requests"] for entry in mine.values())
+        hit = {kind: count for kind, count in crossed.items() if count}
+        role = "" if registry.get(variant).category == registry.APPROACH else f" ({registry.get(variant).category})"
+        if not hit:
+            lines.append(f"- `{variant}`{role}: none, on any server behind any proxy ({requests:,} requests)")
+            continue
+        said = ", ".join(f"{kind} {count:,}" for kind, count in hit.items())
+        clean = fixed and not any(entry["cross"] or entry["leak"] for entry in fixed)
+        tail = "; none with the fresh-Context setting" if clean else ""
+        lines.append(f"- `{variant}`{role}: {said} (of {requests:,} requests){tail}")
+    return lines

@@ -17,6 +17,7 @@ previous incomplete one) and leaves the previous complete soak untouched.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,7 +37,7 @@ from scripts.load import bounded_run
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, free_port, serve
 from scripts.load.settings import QUICK_USERS, SERVER_CPUS
-from scripts.soak import memory, plan
+from scripts.soak import memory, plan, rejudge
 from scripts.soak.verdict import headline, pair_passed, pair_verdict
 
 SUMMARY_NAME = "summary.json"
@@ -307,6 +308,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=output_dir, default=SOAK_DIR, help="where the results go (default results/soak)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    parser.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="judge the soak already in --out again with today's rule, from its kept memory samples (runs nothing)",
+    )
 
 
 def pair_argument(text: str) -> plan.Pair:
@@ -320,6 +326,8 @@ typed(pair_argument, "pair")
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
+    if args.rejudge:
+        return None if (Path(args.out) / SUMMARY_NAME).exists() else f"no soak to judge again in {args.out}"
     every = len(scenarios.SCENARIOS)
     if args.users % every:
         return f"--users must be a multiple of {every} (every scenario at once, as many users in each)"
@@ -333,6 +341,15 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rejudge:
+        if not (Path(args.out) / SUMMARY_NAME).exists():
+            print(f"ctxbench soak: error: no soak to judge again in {args.out}", file=sys.stderr)
+            return 2
+        again = rejudge.rejudge(Path(args.out))
+        print(
+            f"[soak] judged again: {again['verdict']} ({len(again['pairs'])} pairs) -> {Path(args.out) / SUMMARY_NAME}"
+        )
+        return 0 if again["passed"] else 1
     pairs = args.pair or plan.from_summary()
     print(f"[soak] {args.requests:,} requests over {len(pairs)} pairs, segments of {args.segment:.0f}s:", flush=True)
     for variant, config in pairs:
