@@ -739,7 +739,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_middleware() -> Callable[[ASGIApp], ASGIApp]:
     text = README.read_text()
-    block = text[text.index("```python\n", text.index("The fix to copy")) + len("```python\n") :]
+    block = text[text.index("```python\n", text.index("The fix that needs no server setting")) + len("```python\n") :]
     namespace: dict[str, Any] = {}
     exec(compile(block[: block.index("```")], str(README), "exec"), namespace)
     return namespace["FreshContextMiddleware"]

@@ -17,6 +17,7 @@ from scripts import cli
 from scripts.bench import bench, verify
 from scripts.bench import stats as benchstats
 from scripts.common.environment import ROOT
+from scripts.load import fronts
 from scripts.load import servers as serverconfig
 
 SUBJECT = "explicit"
@@ -76,4 +77,7 @@ def test_the_variant_command_is_registered_and_its_dry_run_runs_nothing(capsys: 
     assert cli.main(["variant", SUBJECT, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "step: leak hunt" in out and "step: gate and paired CPU bench" in out
-    assert f"{len(serverconfig.LEAK_HUNT)} runs" in out
+    proxied = (
+        len(serverconfig.FRONTED) * len(fronts.PROXIES) if SUBJECT in registry.tagged(registry.BEHIND_PROXY) else 0
+    )
+    assert f"{len(serverconfig.LEAK_HUNT) + proxied} runs" in out
