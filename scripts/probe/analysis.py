@@ -21,6 +21,12 @@ def inconclusive_reason(row: dict) -> str | None:
     reasons = []
     if errors > MAX_ERROR_SHARE * sent:
         reasons.append(f"{errors} of {sent} requests failed ({row.get('first_error') or 'no answer'})")
+    statuses = row.get("statuses") or {}
+    not_2xx = {code: count for code, count in statuses.items() if not str(code).startswith("2")}
+    if sum(not_2xx.values()) > MAX_ERROR_SHARE * max(answered, 1):
+        # the app's route did not run as it does in production: its handler's state was never exercised
+        counted = ", ".join(f"{code} ×{count}" for code, count in sorted(not_2xx.items()))
+        reasons.append(f"{sum(not_2xx.values())} of {answered} answers were not 2xx ({counted})")
     if answered - seen > MAX_ERROR_SHARE * sent:
         reasons.append(f"the sentinel saw {seen} of {answered} answered requests")
     per_connection = row.get("answered_per_connection") or []
@@ -104,7 +110,14 @@ def _where(item: dict) -> str:
 
 def table(servers: list[dict]) -> str:
     """server x traffic -> stale ContextVars with the number of requests that started with each, data-level leaks."""
-    header = ("server", "traffic", "answered/sent", "stale ContextVars (requests)", "data-level leaks", "row")
+    header = (
+        "server",
+        "traffic",
+        "answered/sent (statuses)",
+        "stale ContextVars (requests)",
+        "data-level leaks",
+        "row",
+    )
     lines: list[tuple[str, ...]] = [header]
     for server in servers:
         for row in server["rows"]:
@@ -113,7 +126,7 @@ def table(servers: list[dict]) -> str:
                 stale += f" (+{row['isolated']} stale on entry, unused: the app runs them in a fresh Context)"
             traffic = f"{row['kind']} {row['method']} {row['path']}"
             verdict = row["verdict"] if row["verdict"] != INCONCLUSIVE else "INCONCLUSIVE (see below)"
-            answered = f"{row['answered']}/{row['sent']}"
+            answered = f"{row['answered']}/{row['sent']} {status_summary(row)}"
             lines.append((server["label"], traffic, answered, stale, str(row["data_leaks"]), verdict))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     rendered = [
@@ -140,6 +153,13 @@ def table(servers: list[dict]) -> str:
     if unsure:
         rendered += ["", "inconclusive rows (no verdict: the evidence was not gathered):", *unsure]
     return "\n".join(rendered)
+
+
+def status_summary(row: dict) -> str:
+    """`(200 ×60)`; answers that were not 2xx are marked: `(200 ×2, 405 ×58 NOT 2xx)`."""
+    statuses = row.get("statuses") or {}
+    text = ", ".join(f"{code} ×{count}" for code, count in sorted(statuses.items())) or "no answers"
+    return f"({text}{' NOT 2xx' if any(not str(code).startswith('2') for code in statuses) else ''})"
 
 
 def _finding(item: dict) -> str:

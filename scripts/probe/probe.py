@@ -10,10 +10,12 @@ stopped first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from scripts.common.arguments import (
@@ -26,7 +28,7 @@ from scripts.common.arguments import (
     typed,
     url_path,
 )
-from scripts.common.lock import exclusive_run
+from scripts.common.lock import LOCK_PATH, MachineBusy, exclusive_run
 from scripts.common.results import write_json
 from scripts.load import servers
 from scripts.load.process import LeftBehind
@@ -88,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the app's whole traceback when it fails at import or startup"
+    )
 
 
 def app_reference(text: str) -> str:
@@ -101,8 +106,13 @@ typed(app_reference, "app")
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    # one error line; an app's multi-line exception message (bounded by the sentinel) follows it, indented
+    print(f"{PROG}: error: {message}".replace("\n", "\n    "), file=sys.stderr)
     return 2
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _python(given: str | None) -> str:
@@ -152,6 +162,8 @@ def probe(
     identity: tuple[str, ...] = (),
     requests: int = DEFAULT_REQUESTS,
     show_values: bool = False,
+    traceback: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
     if ":" not in app:
@@ -160,13 +172,15 @@ def probe(
         raise ProbeError(f"no such app directory: {app_dir}")
     rows = plan(paths, post_path, stream_path)
     with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
-        target = Target(app, python, app_dir, Path(tmp), identity, show_values)
+        target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback)
         install_sentinel(target)
         found = preflight(target, configs)
         documents = []
-        with exclusive_run():  # the machine's two cores are shared with ctxbench's load runs: wait our turn
+        with _machine(progress):  # the machine's two cores are shared with ctxbench's load runs: wait our turn
             for config in configs:
-                documents.append(analysis.server_document(probe_server(target, config, rows, requests)))
+                progress(f"{config.label}: starting")
+                documents.append(analysis.server_document(probe_server(target, config, rows, requests, progress)))
+        hint = fix_hint(documents, python)
     return {
         "app": app,
         "app_dir": str(app_dir),
@@ -178,7 +192,40 @@ def probe(
         "stale_found": any(document["stale_found"] for document in documents),
         "inconclusive": any(document["inconclusive"] for document in documents),
         "exit_code": analysis.exit_code(documents),
+        "fix_hint": hint,
     }
+
+
+@contextlib.contextmanager
+def _machine(progress: Callable[[str], None]) -> Iterator[None]:
+    """The machine lock, saying so when another ctxbench run holds it (a wait of minutes is not a hang)."""
+    try:
+        with exclusive_run(wait=False):
+            yield
+            return
+    except MachineBusy:
+        progress(f"waiting for the machine lock: another ctxbench run holds {LOCK_PATH} ...")
+    with exclusive_run():
+        progress("lock acquired")
+        yield
+
+
+def fix_hint(documents: list[dict], python: str) -> str | None:
+    """For uvicorn rows with stale state: the user's uvicorn release and whether it has the reset flag."""
+    stale_kinds = {document["kind"] for document in documents if document["stale_found"]}
+    if not stale_kinds & {"uvicorn", "gunicorn"}:
+        return None
+    version = servers.uvicorn_version(python) or "not installed"
+    if servers.has_reset_flag(python):
+        return (
+            f"fix: your uvicorn ({version}) has {servers.RESET_FLAG}: pass it to uvicorn, or run gunicorn with"
+            f" --worker-class {servers.RESET_WORKER} (apps/workers.py, copy it into your project)"
+        )
+    return (
+        f"fix: your uvicorn ({version}) has no {servers.RESET_FLAG} (its --help does not list it): upgrade uvicorn"
+        f" to a release that lists it in `python -m uvicorn --help`, or start each request in a fresh Context in"
+        f" your outermost middleware"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
             identity=tuple(args.identity_header),
             requests=args.requests,
             show_values=args.show_values,
+            traceback=args.traceback,
+            progress=_progress,
         )
     except ProbeError as exc:
         return _fail(str(exc))
@@ -209,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
     print(analysis.table(document["servers"]))
     print()
     print(analysis.verdict(document["servers"]))
+    if document["fix_hint"]:
+        print(document["fix_hint"])
     if args.json:
         write_json(args.json, document)
         print(f"JSON written to {args.json}")

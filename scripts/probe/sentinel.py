@@ -46,12 +46,16 @@ import os
 import re
 import sys
 import time
+import traceback
 from typing import Any
 
 APP_ENV = "CTXBENCH_PROBE_APP"
 DIR_ENV = "CTXBENCH_PROBE_DIR"
 IDENTITY_ENV = "CTXBENCH_PROBE_IDENTITY"  # comma-separated lower-case header names
 SHOW_VALUES_ENV = "CTXBENCH_PROBE_SHOW_VALUES"
+TRACEBACK_ENV = "CTXBENCH_PROBE_TRACEBACK"  # non-empty: errors of the app carry their whole traceback
+MAX_ERROR_LINES = 8  # of an app's exception message: a pydantic error names its fields in the first lines
+MAX_ERROR_LINE_CHARS = 300
 PREFIX = "/__ctxbench_probe__/"
 READY_PATH = PREFIX + "ready"
 FLUSH_PATH = PREFIX + "flush"
@@ -71,6 +75,33 @@ LOOP_MODULES = ("asyncio", "uvloop", "concurrent.futures")  # they copy a contex
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _exception_text(text: str) -> str:
+    """The exception part of a formatted traceback (Starlette sends one as lifespan.startup.failed), else the text."""
+    lines = str(text).splitlines()
+    if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return str(text)
+    frames = [index for index, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) and (lines[start].startswith("    ") or not lines[start].strip()):
+        start += 1  # the frame's source line and its carets
+    return "\n".join(lines[start:])
+
+
+def _bounded(text: str) -> str:
+    """A message of a few lines: the first MAX_ERROR_LINES non-empty lines, each cut at MAX_ERROR_LINE_CHARS."""
+    lines = [line.rstrip()[:MAX_ERROR_LINE_CHARS] for line in str(text).splitlines() if line.strip()]
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[:MAX_ERROR_LINES], f"... ({len(lines) - MAX_ERROR_LINES} more lines; --traceback shows all)"]
+    return "\n".join(lines)
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` bounded to a few lines, or the whole traceback when the user asked for it (--traceback)."""
+    if os.environ.get(TRACEBACK_ENV):
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return _bounded(f"{type(exc).__name__}: {exc}")
 
 
 def _write_json(name: str, data: dict) -> None:
@@ -96,7 +127,7 @@ def load_app(spec: str) -> Any:
     try:
         target: Any = importlib.import_module(module_name)
     except BaseException as exc:  # SystemExit at import time included: report it, never a traceback
-        raise ImportError(f"cannot import {module_name!r}: {type(exc).__name__}: {_last_line(str(exc))}") from None
+        raise ImportError(f"cannot import {module_name!r}: {describe_error(exc)}") from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -478,7 +509,9 @@ class Sentinel:
             if message.get("type") == "lifespan.startup.complete":
                 self.started_up = True
             elif message.get("type") == "lifespan.startup.failed":
-                _fail(f"the app failed at startup: {_last_line(message.get('message', '')) or 'no message'}")
+                text = message.get("message", "") or "no message"
+                shown = text if os.environ.get(TRACEBACK_ENV) else _bounded(_exception_text(text))
+                _fail(f"the app failed at startup: {shown}")
             await send(message)
 
         async def shutdown_aware() -> Any:
@@ -493,7 +526,7 @@ class Sentinel:
             if not self.started_up:
                 # Servers treat an app that raises here as one without lifespan support, or give up: either way
                 # the driver reads this line if the server does not become ready.
-                _fail(f"the app failed at startup: {type(exc).__name__}: {_last_line(str(exc))}")
+                _fail(f"the app failed at startup: {describe_error(exc)}")
             raise
 
 
@@ -504,7 +537,7 @@ def _build() -> Sentinel | None:
     try:
         return Sentinel(load_app(spec))
     except BaseException as exc:
-        _fail(str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {_last_line(str(exc))}")
+        _fail(str(exc) if isinstance(exc, ImportError) else describe_error(exc))
         raise
 
 
@@ -521,7 +554,7 @@ def preflight(modules: list[str]) -> dict:
     try:
         load_app(os.environ.get(APP_ENV, ""))
     except BaseException as exc:
-        error = str(exc) if isinstance(exc, (ImportError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, (ImportError, ValueError)) else describe_error(exc)
     return {"python": sys.version.split()[0], "executable": sys.executable, "missing": missing, "error": error}
 
 
