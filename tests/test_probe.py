@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from scripts.load.servers import ServerConfig
 from scripts.probe.driver import ProbeError
 from scripts.probe.probe import probe
+from scripts.probe.sentinel import IDENTITY_PATTERNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_APPS = ROOT / "tests" / "probe_apps"
@@ -91,7 +93,7 @@ def test_names_the_observability_library_contextvar(tmp_path: Path) -> None:
     found = [item for row in document["servers"][0]["rows"] for item in row["stale"]]
     loguru = next(item for item in found if item["name"] == "loguru_context")
     assert loguru["module"].startswith("loguru") and loguru["type"] == "dict" and loguru["data_leaks"] > 0
-    assert any("ctxp-" in value for value in loguru["values"])  # --show-values
+    assert any(re.search(IDENTITY_PATTERNS["uuid"], value) for value in loguru["values"])  # --show-values
     assert "loguru_context" in done.stdout
 
 

@@ -138,3 +138,19 @@ def test_a_wait_for_the_machine_lock_is_said(tmp_path: Path, monkeypatch: pytest
     with probe_command._machine(lines.append):
         pass
     assert lines == []  # a free lock says nothing
+
+
+@pytest.mark.parametrize(("form", "reaches"), [("uuid", True), ("token", False)])
+def test_a_uuid_validating_middleware_takes_uuid_identities(form: str, reaches: bool, tmp_path: Path) -> None:
+    """The app keeps the request id only when it is a UUID4: with tokens, nothing of another request is found."""
+    out = tmp_path / "probe.json"
+    done = run_probe(
+        "uuid_request_id_app:app",
+        *("--app-dir", str(PROBE_APPS), "--server", LEAKING, "--requests", REQUESTS, "--json", str(out)),
+        *("--identity-header", "X-Request-ID", "--identity-format", form),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # stale either way: the id is set on every request
+    document = json.loads(out.read_text())
+    assert document["identity_format"] == form
+    found = [item for row in document["servers"][0]["rows"] for item in row["stale"] if item["name"] == "request_id"]
+    assert found and (sum(item["data_leaks"] for item in found) > 0) is reaches

@@ -45,6 +45,7 @@ class Target:
     identity: tuple[str, ...] = ()
     show_values: bool = False
     traceback: bool = False
+    identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT
 
     @property
     def sentinel_dir(self) -> Path:
@@ -62,6 +63,7 @@ class Target:
             sentinel.IDENTITY_ENV: ",".join(self.identity),
             sentinel.SHOW_VALUES_ENV: "1" if self.show_values else "",
             sentinel.TRACEBACK_ENV: "1" if self.traceback else "",
+            sentinel.IDENTITY_FORMAT_ENV: self.identity_format,
         }
 
 
@@ -198,7 +200,7 @@ def probe_server(
         for index, row in enumerate(rows):
             phase = f"row{index}"
             started = time.monotonic()
-            done = run_row(row, phase, HOST, port, requests, list(target.identity))
+            done = run_row(row, phase, HOST, port, requests, list(target.identity), target.identity_format)
             result.rows.append((phase, done))
             statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items())) or "none"
             progress(

@@ -33,7 +33,7 @@ from scripts.common.results import write_json
 from scripts.load import servers
 from scripts.load.process import LeftBehind
 from scripts.load.servers import ServerConfig
-from scripts.probe import analysis
+from scripts.probe import analysis, sentinel
 from scripts.probe.driver import ProbeError, Target, install_sentinel, preflight, probe_server
 from scripts.probe.traffic import KEEPALIVE_CONNECTIONS, PIPELINE_CONNECTIONS, plan
 
@@ -80,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         default=[],
         help="header carrying per-request identity (repeatable): a fresh value on every other request",
+    )
+    parser.add_argument(
+        "--identity-format",
+        type=one_of("identity format", sentinel.IDENTITY_PATTERNS),
+        default=sentinel.DEFAULT_IDENTITY_FORMAT,
+        help="what identity values look like: uuid (a UUID4, which request-id libraries validate), hex (32 hex"
+        " digits) or token (ctxp-<16 hex>); default: %(default)s",
     )
     parser.add_argument(
         "--requests",
@@ -163,6 +170,7 @@ def probe(
     requests: int = DEFAULT_REQUESTS,
     show_values: bool = False,
     traceback: bool = False,
+    identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
@@ -172,7 +180,7 @@ def probe(
         raise ProbeError(f"no such app directory: {app_dir}")
     rows = plan(paths, post_path, stream_path)
     with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
-        target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback)
+        target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback, identity_format)
         install_sentinel(target)
         found = preflight(target, configs)
         documents = []
@@ -188,6 +196,7 @@ def probe(
         "python_version": found["python"],
         "requests_per_row": requests,
         "identity_headers": list(identity),
+        "identity_format": identity_format,
         "servers": documents,
         "stale_found": any(document["stale_found"] for document in documents),
         "inconclusive": any(document["inconclusive"] for document in documents),
@@ -246,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             requests=args.requests,
             show_values=args.show_values,
             traceback=args.traceback,
+            identity_format=args.identity_format,
             progress=_progress,
         )
     except ProbeError as exc:

@@ -25,7 +25,8 @@ What it does, per process (a server with several workers has one sentinel each, 
 - Shared objects: a value that is the baseline's own object (a ContextVar set at import to a dict that requests
   mutate) is never stale, but every request sees what the previous ones put in it: such values are searched for
   other requests' identity values at the entry of every request, and a hit is a data-level leak ("shared").
-- Data-level leaks: the driver sends a fresh `ctxp-<16 hex>` value in each `--identity-header` on alternate
+- Data-level leaks: the driver sends a fresh value (a UUID, 32 hex digits or `ctxp-<16 hex>`, `--identity-format`)
+  in each `--identity-header` on alternate
   requests; a stale value whose repr/str contains such a value that this process received in another request is a
   value of one request visible inside another.
 - Findings go to `report-<pid>.json` in CTXBENCH_PROBE_DIR (rewritten atomically), failures to `status-<pid>.json`.
@@ -60,7 +61,16 @@ PREFIX = "/__ctxbench_probe__/"
 READY_PATH = PREFIX + "ready"
 FLUSH_PATH = PREFIX + "flush"
 PHASE_HEADER = b"x-ctxbench-probe-phase"  # which traffic a request belongs to; removed before the app sees it
-TOKEN_RE = re.compile(r"ctxp-[0-9a-f]{16}")
+IDENTITY_FORMAT_ENV = "CTXBENCH_PROBE_IDENTITY_FORMAT"
+# What the driver's identity values look like (`--identity-format`), and how the sentinel finds them in any text.
+# uuid by default: request-id libraries (asgi-correlation-id's validator) drop a header value that is not a UUID.
+IDENTITY_PATTERNS = {
+    "uuid": r"(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(?![0-9a-f])",
+    "hex": r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])",
+    "token": r"ctxp-[0-9a-f]{16}",
+}
+DEFAULT_IDENTITY_FORMAT = "uuid"
+TOKEN_RE = re.compile(IDENTITY_PATTERNS["token"])
 MAX_TEXT = 65536  # of a value's repr/str scanned for identity values: a huge value must not stall the server
 VALUE_PREVIEW = 200
 # The sentinel's only ContextVar, set on stale requests alone, to tell whether the app runs in the context it is handed.
@@ -279,6 +289,8 @@ class Sentinel:
         names = os.environ.get(IDENTITY_ENV, "").split(",")
         self.identity = {name.strip().lower().encode("latin-1") for name in names if name.strip()}
         self.show_values = os.environ.get(SHOW_VALUES_ENV) == "1"
+        pattern = os.environ.get(IDENTITY_FORMAT_ENV) or DEFAULT_IDENTITY_FORMAT
+        self.token_re = re.compile(IDENTITY_PATTERNS.get(pattern, IDENTITY_PATTERNS[DEFAULT_IDENTITY_FORMAT]))
         self.seen_tokens: set[str] = set()
         self.requests: dict[str, int] = {}
         self.stale: dict[str, dict[str, dict]] = {}  # phase -> var key -> finding
@@ -332,7 +344,7 @@ class Sentinel:
         """Identity values of other requests that this value's repr/str holds."""
         if not self.seen_tokens:
             return set()
-        return {token for token in TOKEN_RE.findall(_text(value)) if token in self.seen_tokens} - own
+        return {token for token in self.token_re.findall(_text(value)) if token in self.seen_tokens} - own
 
     def suspects_at_entry(self, context: contextvars.Context, own: set[str]) -> list[tuple[Any, object, str]]:
         """Stale ContextVars (absent from the baseline or holding another value, neither the same object nor equal),
@@ -419,7 +431,7 @@ class Sentinel:
                 phase = value.decode("latin-1")
                 continue
             if lowered in self.identity:
-                own.update(TOKEN_RE.findall(value.decode("latin-1")))
+                own.update(self.token_re.findall(value.decode("latin-1")))
             headers.append((name, value))
         self.seen_tokens.update(own)
         self.requests[phase] = self.requests.get(phase, 0) + 1
