@@ -154,3 +154,38 @@ def test_a_uuid_validating_middleware_takes_uuid_identities(form: str, reaches: 
     assert document["identity_format"] == form
     found = [item for row in document["servers"][0]["rows"] for item in row["stale"] if item["name"] == "request_id"]
     assert found and (sum(item["data_leaks"] for item in found) > 0) is reaches
+
+
+def _stale_items(document: dict, name: str) -> list[dict]:
+    return [item for row in document["servers"][0]["rows"] for item in row["stale"] if item["name"] == name]
+
+
+def test_a_value_cleared_and_rebound_is_replaced_and_passes_fail_on_kept(tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    done = run_probe(
+        "rebind_app:app",
+        *("--app-dir", str(PROBE_APPS), "--server", LEAKING, "--requests", REQUESTS, "--json", str(out)),
+        *("--fail-on", "kept"),
+    )
+    document = json.loads(out.read_text())
+    items = _stale_items(document, "log_context")
+    assert items and sum(item["replaced"] for item in items) > 0, done.stdout
+    assert all(item["kept"] == 0 and item["replaced"] == item["count"] for item in items)
+    assert done.returncode == 0, done.stdout + done.stderr  # only replaced state, and the user accepts it
+    assert analysis.exit_code(document["servers"]) == 1  # the default still fails on any stale state
+    assert "replaced ×" in done.stdout and "the app set its own" in done.stdout
+
+
+def test_a_setup_skipped_on_a_stale_flag_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    done = run_probe(
+        "skip_on_flag_app:app",
+        *("--app-dir", str(PROBE_APPS), "--server", LEAKING, "--requests", REQUESTS, "--json", str(out)),
+        *("--fail-on", "kept"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    document = json.loads(out.read_text())
+    for name in ("middleware_applied", "request_scope"):
+        items = _stale_items(document, name)
+        assert items and all(item["kept"] == item["count"] and item["replaced"] == 0 for item in items), name
+    assert "the whole request ran with another request's value" in done.stdout

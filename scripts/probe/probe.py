@@ -1,7 +1,8 @@
 """Is my app affected? Serve MODULE:APP behind a sentinel under real servers and report stale ContextVars.
 
 Exit codes: 0 every row of every server probed was judged and none had stale state, 1 stale state found (whatever
-else could not be judged), 2 bad usage or a target that cannot be served (one line on stderr, never a traceback),
+else could not be judged; with `--fail-on kept`, only stale values the app did not replace before responding),
+2 bad usage or a target that cannot be served (one line on stderr, never a traceback),
 3 inconclusive: nothing stale found, but some row could not be judged (requests failed, too few answered on a
 connection, unseen by the sentinel; the summary line names the servers and why), 130 interrupted (every server
 stopped first).
@@ -89,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " digits) or token (ctxp-<16 hex>); default: %(default)s",
     )
     parser.add_argument(
+        "--fail-on",
+        type=one_of("stale state to fail on", analysis.FAIL_ON),
+        default="any",
+        help="any: exit 1 on any stale ContextVar (default); kept: only on values the app did not replace before"
+        " responding (for teams that checked their overwrites)",
+    )
+    parser.add_argument(
         "--requests",
         type=int_range(MIN_REQUESTS, MAX_REQUESTS),
         default=DEFAULT_REQUESTS,
@@ -171,6 +179,7 @@ def probe(
     show_values: bool = False,
     traceback: bool = False,
     identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
+    fail_on: str = "any",
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
@@ -200,7 +209,8 @@ def probe(
         "servers": documents,
         "stale_found": any(document["stale_found"] for document in documents),
         "inconclusive": any(document["inconclusive"] for document in documents),
-        "exit_code": analysis.exit_code(documents),
+        "fail_on": fail_on,
+        "exit_code": analysis.exit_code(documents, fail_on),
         "fix_hint": hint,
     }
 
@@ -256,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
             show_values=args.show_values,
             traceback=args.traceback,
             identity_format=args.identity_format,
+            fail_on=args.fail_on,
             progress=_progress,
         )
     except ProbeError as exc:

@@ -21,7 +21,9 @@ What it does, per process (a server with several workers has one sentinel each, 
   (an outer access-log or request-id middleware): those values count, as "read before the app's fresh Context". To
   see those reads, a stale request's app is stepped in a Context the sentinel holds (same task, same values, copied
   back to the task's own Context at the end) with a profile hook on those steps only. The stale entry values count
-  even if the app overwrites them later: code that runs before the overwrite sees them.
+  even if the app overwrites them later: code that runs before the overwrite sees them. At the response's final
+  message each one is triaged: `kept` (still the entry value: the whole request saw another request's state) or
+  `replaced` (the app set it: only code before the set saw the stale value).
 - Shared objects: a value that is the baseline's own object (a ContextVar set at import to a dict that requests
   mutate) is never stale, but every request sees what the previous ones put in it: such values are searched for
   other requests' identity values at the entry of every request, and a hit is a data-level leak ("shared").
@@ -271,6 +273,12 @@ class _Stepped:
                 error = exc
 
 
+def _final(message: Any) -> bool:
+    """The last message of a response: the body without more to come, or a websocket close."""
+    kind = message.get("type")
+    return (kind == "http.response.body" and not message.get("more_body", False)) or kind == "websocket.close"
+
+
 def _adopt(context: contextvars.Context) -> None:
     """Set in the current Context what the app left in `context`: as if it had run in this task's own Context."""
     current = contextvars.copy_context()
@@ -383,7 +391,7 @@ class Sentinel:
         finding = self.stale.setdefault(phase, {}).get(key)
         if finding is None:
             finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
-            finding.update(shared=0, read_before_fresh=0)
+            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0)
             self.stale[phase][key] = finding
         finding["count"] += 1
         if kind == SHARED:
@@ -404,6 +412,15 @@ class Sentinel:
             if preview not in finding["values"]:
                 finding["values"].append(preview)
         return leaked
+
+    def triage(self, phase: str, suspects: list[tuple[Any, object, str]]) -> None:
+        """At the response's final message, in the app's Context: does each suspect still hold its entry value (kept:
+        everything in the request that read it saw another request's state) or did the app set it (replaced)?"""
+        missing = object()
+        for var, value, _ in suspects:
+            finding = self.stale.get(phase, {}).get(f"{var.name}@{id(var)}")
+            if finding is not None:
+                finding["kept" if var.get(missing) is value else "replaced"] += 1
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -482,6 +499,8 @@ class Sentinel:
         async def watched_send(message: Any) -> None:
             try:
                 settle(MARKER.get(None) is marker)
+                if settled[0] and _final(message):
+                    self.triage(phase, suspects)
             except Exception as exc:
                 self.failed(phase, exc)
             await send(message)
