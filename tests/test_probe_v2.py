@@ -189,3 +189,50 @@ def test_a_setup_skipped_on_a_stale_flag_is_kept(tmp_path: Path) -> None:
         items = _stale_items(document, name)
         assert items and all(item["kept"] == item["count"] and item["replaced"] == 0 for item in items), name
     assert "the whole request ran with another request's value" in done.stdout
+
+
+def test_another_requests_identity_is_found_inside_a_partials_keywords(tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    done = run_probe(
+        "partial_keeps_app:app",
+        *("--app-dir", str(PROBE_APPS), "--server", LEAKING, "--requests", REQUESTS, "--json", str(out)),
+        *("--identity-header", "X-Request-ID"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    items = _stale_items(json.loads(out.read_text()), "current_scope")
+    assert items and sum(item["data_leaks"] for item in items) > 0
+    paths = [path for item in items for path in item["data_paths"]]
+    assert paths and all(path.startswith("._event_processors[0].keywords['asgi_scope']['headers'][") for path in paths)
+    assert "another request's identity found at ._event_processors[0].keywords" in done.stdout
+
+
+def test_the_graph_search_reaches_slots_closures_methods_and_sets_without_running_user_code() -> None:
+    pattern = sentinel.re.compile(sentinel.IDENTITY_PATTERNS["token"])
+
+    class Loud:
+        @property
+        def secret(self) -> str:  # never called: a property is user code
+            raise AssertionError("a property was run")
+
+        def __repr__(self) -> str:
+            raise AssertionError("a repr was run")
+
+        def method(self) -> None:
+            pass
+
+    loud = Loud()
+    loud.__dict__["kept"] = {frozenset({b"ctxp-00000000000000aa"})}
+    token = "ctxp-00000000000000bb"
+
+    def closure() -> str:
+        return token
+
+    found = sentinel.find_in_graph([loud.method, closure], pattern)
+    assert found == {
+        "ctxp-00000000000000aa": "[0].__self__.kept{...}{...}",
+        "ctxp-00000000000000bb": "[1].<closure token>",
+    }
+    deep: list = [b"ctxp-00000000000000cc"]
+    for _ in range(sentinel.WALK_MAX_DEPTH):
+        deep = [deep]
+    assert sentinel.find_in_graph(deep, pattern) == {}  # bounded: beyond the stated depth

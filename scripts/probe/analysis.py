@@ -10,6 +10,7 @@ MIN_ANSWERED_PER_CONNECTION = 2
 # A row is conclusive only when at most this share of its requests failed, and at most this share of the answered ones
 # went unseen by the sentinel: a verdict resting on requests not answered or not watched is no verdict.
 MAX_ERROR_SHARE = 0.1
+MAX_DATA_PATHS_SHOWN = 5  # per stale ContextVar, merged over worker processes
 STALE, CLEAN, INCONCLUSIVE = "stale state found", "no stale state", "inconclusive"
 
 
@@ -61,6 +62,9 @@ def _merge(findings: list[dict]) -> list[dict]:
             into[counter] = into.get(counter, 0) + finding.get(counter, 0)
         for digest, count in finding["hashes"].items():
             into["hashes"][digest] = into["hashes"].get(digest, 0) + count
+        into.setdefault("data_paths", [])
+        into["data_paths"] += [path for path in finding.get("data_paths", []) if path not in into["data_paths"]]
+        del into["data_paths"][MAX_DATA_PATHS_SHOWN:]
         if finding.get("values"):
             into.setdefault("values", [])
             into["values"] += [value for value in finding["values"] if value not in into["values"]][:5]
@@ -148,6 +152,7 @@ def table(servers: list[dict]) -> str:
                 )
                 if triage_words(item):
                     details.append(f"      {triage_words(item)}")
+                details += [f"      another request's identity found at {path}" for path in item.get("data_paths", [])]
                 details += [f"      value {value}" for value in item.get("values", [])]
     if details:
         rendered += ["", "stale ContextVars (created in, value type, sha256 of repr(value)):", *details]

@@ -40,7 +40,9 @@ What it does, per process (a server with several workers has one sentinel each, 
 
 from __future__ import annotations
 
+import collections
 import contextvars
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -50,6 +52,7 @@ import re
 import sys
 import time
 import traceback
+import types
 from typing import Any
 
 APP_ENV = "CTXBENCH_PROBE_APP"
@@ -163,6 +166,103 @@ def _text(value: object) -> str:
         except Exception:  # a value whose repr raises is still reported, by type and hash
             pass
     return "\n".join(parts)
+
+
+# The object-graph search for other requests' identity values (a Sentry Scope's repr shows none of the request data
+# its event processors hold): at most WALK_MAX_NODES objects, at most WALK_MAX_DEPTH steps from the stale value.
+WALK_MAX_NODES = 5000
+MAX_DATA_PATHS = 5  # distinct paths kept per stale ContextVar
+WALK_MAX_DEPTH = 12
+_NOT_WALKED = (type, types.ModuleType, contextvars.ContextVar, contextvars.Context)
+
+
+def _key(key: object) -> str:
+    return repr(key)[:40] if type(key) in (str, bytes, int, float, bool) else f"<{type(key).__name__} key>"
+
+
+def _members(obj: object) -> list[tuple[str, object]]:
+    """(path step, child) of an object, read only through C-level slots and real __dict__s: no property, no
+    __getattr__, no __repr__ of the user's runs here."""
+    kind = type(obj)
+    if isinstance(obj, dict):
+        children: list[tuple[str, object]] = []
+        for key, item in dict.items(obj):
+            children.append((f"[{_key(key)}]", item))
+            if type(key) in (str, bytes):
+                children.append((f"<key {_key(key)}>", key))
+        return children
+    if isinstance(obj, list):
+        return [(f"[{index}]", item) for index, item in enumerate(list.__iter__(obj))]
+    if isinstance(obj, tuple):
+        return [(f"[{index}]", item) for index, item in enumerate(tuple.__iter__(obj))]
+    if isinstance(obj, collections.deque):
+        return [(f"[{index}]", item) for index, item in enumerate(collections.deque.__iter__(obj))]
+    if isinstance(obj, (set, frozenset)):
+        method = set.__iter__ if isinstance(obj, set) else frozenset.__iter__
+        return [("{...}", item) for item in method(obj)]
+    if isinstance(obj, functools.partial):
+        members = functools.partial.__dict__
+        return [(f".{name}", members[name].__get__(obj, kind)) for name in ("func", "args", "keywords")]
+    if kind is types.MethodType:
+        return [(".__self__", types.MethodType.__self__.__get__(obj)), (".__func__", obj.__func__)]
+    if kind is types.FunctionType:
+        closure = types.FunctionType.__closure__.__get__(obj) or ()
+        names = obj.__code__.co_freevars
+        children = []
+        for name, cell in zip(names, closure):  # noqa: B905 - zip(strict=) is 3.10+, the sentinel runs on 3.8
+            try:
+                children.append((f".<closure {name}>", cell.cell_contents))
+            except ValueError:  # an empty cell
+                pass
+        return children
+    children = []
+    for klass in kind.__mro__:
+        own = klass.__dict__
+        descriptor = own.get("__dict__")
+        if type(descriptor) is types.GetSetDescriptorType:
+            try:
+                namespace = descriptor.__get__(obj, kind)
+            except Exception:
+                namespace = None
+            if isinstance(namespace, dict):
+                children += [(f".{name}", item) for name, item in dict.items(namespace)]
+        slots = own.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            member = own.get(name)
+            if type(member) is types.MemberDescriptorType:
+                try:
+                    children.append((f".{name}", member.__get__(obj, kind)))
+                except AttributeError:  # an unset slot
+                    pass
+    return children
+
+
+def find_in_graph(value: object, pattern: Any) -> dict[str, str]:
+    """Identity values (matches of `pattern`) in the strings and bytes reachable from `value`, each with the path
+    where it was first found, e.g. `._event_processors[0].keywords['asgi_scope']['headers'][2][1]`."""
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+    queue: collections.deque = collections.deque([(value, "", 0)])
+    nodes = 0
+    while queue and nodes < WALK_MAX_NODES:
+        obj, path, depth = queue.popleft()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        nodes += 1
+        if isinstance(obj, (str, bytes, bytearray)):
+            text = obj[:MAX_TEXT] if isinstance(obj, str) else bytes(obj[:MAX_TEXT]).decode("latin-1")
+            for token in pattern.findall(text):
+                found.setdefault(token, path or "(the value itself)")
+            continue
+        if depth >= WALK_MAX_DEPTH or isinstance(obj, _NOT_WALKED) or type(obj) in (int, float, bool, type(None)):
+            continue
+        try:
+            children = _members(obj)
+        except Exception:  # an object that cannot be read without running its code: not searched further
+            continue
+        queue.extend((child, path + step, depth + 1) for step, child in children)
+    return found
 
 
 def _short_hash(value: object) -> str:
@@ -349,10 +449,21 @@ class Sentinel:
             _write_json(f"report-{os.getpid()}.json", self.report())
 
     def foreign(self, value: object, own: set[str]) -> set[str]:
-        """Identity values of other requests that this value's repr/str holds."""
+        """Identity values of other requests that this value holds (its object graph, or its repr/str)."""
+        return set(self.foreign_paths(value, own))
+
+    def foreign_paths(self, value: object, own: set[str]) -> dict[str, str]:
+        """Other requests' identity values in this value -> where: a path in its object graph, else "repr"."""
         if not self.seen_tokens:
-            return set()
-        return {token for token in self.token_re.findall(_text(value)) if token in self.seen_tokens} - own
+            return {}
+        found = {t: path for t, path in find_in_graph(value, self.token_re).items() if t in self.seen_tokens}
+        # the repr too: a C object whose data the graph search cannot reach may still show it there
+        for token in self.token_re.findall(_text(value)):
+            if token in self.seen_tokens:
+                found.setdefault(token, "repr")
+        for token in own:
+            found.pop(token, None)
+        return found
 
     def suspects_at_entry(self, context: contextvars.Context, own: set[str]) -> list[tuple[Any, object, str]]:
         """Stale ContextVars (absent from the baseline or holding another value, neither the same object nor equal),
@@ -391,7 +502,7 @@ class Sentinel:
         finding = self.stale.setdefault(phase, {}).get(key)
         if finding is None:
             finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
-            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0)
+            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0, data_paths=[])
             self.stale[phase][key] = finding
         finding["count"] += 1
         if kind == SHARED:
@@ -401,9 +512,13 @@ class Sentinel:
         digest = _short_hash(value)
         finding["hashes"][digest] = finding["hashes"].get(digest, 0) + 1
         # a shared object was a suspect for holding another request's value at entry; the app may have changed it since
-        leaked = kind == SHARED or bool(self.foreign(value, own))
+        paths = self.foreign_paths(value, own)
+        leaked = kind == SHARED or bool(paths)
         if leaked:
             finding["data_leaks"] += 1
+        for path in paths.values():
+            if path not in finding["data_paths"] and len(finding["data_paths"]) < MAX_DATA_PATHS:
+                finding["data_paths"].append(path)
         if self.show_values and len(finding["values"]) < 5:
             try:
                 preview = repr(value)[:VALUE_PREVIEW]
