@@ -72,8 +72,12 @@ readme: setup
 	$(CLI) readme
 
 # Is my app affected? make probe APP=module:app ARGS="--python ../svc/.venv/bin/python --app-dir ../svc"
+# make itself exits only 0 or 2, so the probe's own code (0 clean, 1 stale, 2 usage, 3 inconclusive) is printed;
+# CI that branches on it runs `.venv/bin/ctxbench probe ...` directly.
 probe: setup
-	$(CLI) probe $(APP) $(ARGS)
+	@$(CLI) probe $(APP) $(ARGS); code=$$?; \
+	if [ $$code -ne 0 ]; then echo "make probe: ctxbench probe exited $$code (run .venv/bin/ctxbench probe for it)" >&2; fi; \
+	exit $$code
 
 # The soak: 1,000,000 validated requests (REQUESTS=... to lower it) on the approaches the report calls correct.
 soak: setup

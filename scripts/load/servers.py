@@ -6,15 +6,47 @@ function that builds its command line. Every configuration binds to the given ho
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 # The setting that starts every request in a fresh Context, per kind that has one (reported as "the fix").
 RESET_FLAG = "--reset-contextvars"
 RESET_WORKER = "apps.workers.UvicornResetWorker"
 RESET_H11_WORKER = "apps.workers.UvicornH11ResetWorker"
+
+
+UVICORN_ASK_TIMEOUT_S = 60
+
+
+def has_reset_flag(python: str | Path) -> bool:
+    """Whether this interpreter's uvicorn has --reset-contextvars (asked of uvicorn itself, not guessed)."""
+    try:
+        help_text = subprocess.run(
+            [str(python), "-m", "uvicorn", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=UVICORN_ASK_TIMEOUT_S,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return RESET_FLAG in help_text
+
+
+def uvicorn_version(python: str | Path) -> str | None:
+    """The uvicorn release installed for this interpreter, or None."""
+    ask = "import importlib.metadata as m; print(m.version('uvicorn'))"
+    try:
+        done = subprocess.run(
+            [str(python), "-c", ask], capture_output=True, text=True, check=False, timeout=UVICORN_ASK_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _uvicorn(app: str, host: str, port: int, options: tuple[str, ...]) -> list[str]:

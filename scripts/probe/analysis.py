@@ -10,6 +10,7 @@ MIN_ANSWERED_PER_CONNECTION = 2
 # A row is conclusive only when at most this share of its requests failed, and at most this share of the answered ones
 # went unseen by the sentinel: a verdict resting on requests not answered or not watched is no verdict.
 MAX_ERROR_SHARE = 0.1
+MAX_DATA_PATHS_SHOWN = 5  # per stale ContextVar, merged over worker processes
 STALE, CLEAN, INCONCLUSIVE = "stale state found", "no stale state", "inconclusive"
 
 
@@ -21,6 +22,12 @@ def inconclusive_reason(row: dict) -> str | None:
     reasons = []
     if errors > MAX_ERROR_SHARE * sent:
         reasons.append(f"{errors} of {sent} requests failed ({row.get('first_error') or 'no answer'})")
+    statuses = row.get("statuses") or {}
+    not_2xx = {code: count for code, count in statuses.items() if not str(code).startswith("2")}
+    if sum(not_2xx.values()) > MAX_ERROR_SHARE * max(answered, 1):
+        # the app's route did not run as it does in production: its handler's state was never exercised
+        counted = ", ".join(f"{code} ×{count}" for code, count in sorted(not_2xx.items()))
+        reasons.append(f"{sum(not_2xx.values())} of {answered} answers were not 2xx ({counted})")
     if answered - seen > MAX_ERROR_SHARE * sent:
         reasons.append(f"the sentinel saw {seen} of {answered} answered requests")
     per_connection = row.get("answered_per_connection") or []
@@ -51,10 +58,13 @@ def _merge(findings: list[dict]) -> list[dict]:
             key,
             {"name": key[0], "module": key[1], "type": finding["type"], "count": 0, "data_leaks": 0, "hashes": {}},
         )
-        for counter in ("count", "data_leaks", "shared", "read_before_fresh"):
+        for counter in ("count", "data_leaks", "shared", "read_before_fresh", "kept", "replaced"):
             into[counter] = into.get(counter, 0) + finding.get(counter, 0)
         for digest, count in finding["hashes"].items():
             into["hashes"][digest] = into["hashes"].get(digest, 0) + count
+        into.setdefault("data_paths", [])
+        into["data_paths"] += [path for path in finding.get("data_paths", []) if path not in into["data_paths"]]
+        del into["data_paths"][MAX_DATA_PATHS_SHOWN:]
         if finding.get("values"):
             into.setdefault("values", [])
             into["values"] += [value for value in finding["values"] if value not in into["values"]][:5]
@@ -104,7 +114,14 @@ def _where(item: dict) -> str:
 
 def table(servers: list[dict]) -> str:
     """server x traffic -> stale ContextVars with the number of requests that started with each, data-level leaks."""
-    header = ("server", "traffic", "answered/sent", "stale ContextVars (requests)", "data-level leaks", "row")
+    header = (
+        "server",
+        "traffic",
+        "answered/sent (statuses)",
+        "stale ContextVars (requests)",
+        "data-level leaks",
+        "row",
+    )
     lines: list[tuple[str, ...]] = [header]
     for server in servers:
         for row in server["rows"]:
@@ -113,7 +130,7 @@ def table(servers: list[dict]) -> str:
                 stale += f" (+{row['isolated']} stale on entry, unused: the app runs them in a fresh Context)"
             traffic = f"{row['kind']} {row['method']} {row['path']}"
             verdict = row["verdict"] if row["verdict"] != INCONCLUSIVE else "INCONCLUSIVE (see below)"
-            answered = f"{row['answered']}/{row['sent']}"
+            answered = f"{row['answered']}/{row['sent']} {status_summary(row)}"
             lines.append((server["label"], traffic, answered, stale, str(row["data_leaks"]), verdict))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     rendered = [
@@ -133,6 +150,9 @@ def table(servers: list[dict]) -> str:
                     f" type {item['type']}, value hashes {hashes}"
                     + (f", data-level leaks {item['data_leaks']}" if item["data_leaks"] else "")
                 )
+                if triage_words(item):
+                    details.append(f"      {triage_words(item)}")
+                details += [f"      another request's identity found at {path}" for path in item.get("data_paths", [])]
                 details += [f"      value {value}" for value in item.get("values", [])]
     if details:
         rendered += ["", "stale ContextVars (created in, value type, sha256 of repr(value)):", *details]
@@ -142,14 +162,52 @@ def table(servers: list[dict]) -> str:
     return "\n".join(rendered)
 
 
+def status_summary(row: dict) -> str:
+    """`(200 ×60)`; answers that were not 2xx are marked: `(200 ×2, 405 ×58 NOT 2xx)`."""
+    statuses = row.get("statuses") or {}
+    text = ", ".join(f"{code} ×{count}" for code, count in sorted(statuses.items())) or "no answers"
+    return f"({text}{' NOT 2xx' if any(not str(code).startswith('2') for code in statuses) else ''})"
+
+
+def untriaged(item: dict) -> int:
+    """Stale requests of a ContextVar neither kept nor replaced (no final response message, or read before the
+    app's fresh Context): counted as kept by `--fail-on kept`, since nothing shows the app overwrote the value."""
+    return max(0, item["count"] - item.get("kept", 0) - item.get("replaced", 0))
+
+
+def triage_words(item: dict) -> str:
+    """kept/replaced in words: what a reader of the table needs to know to tell which stale state matters."""
+    parts = []
+    if item.get("kept"):
+        parts.append(f"kept in {item['kept']} (the whole request ran with another request's value)")
+    if item.get("replaced"):
+        parts.append(f"replaced in {item['replaced']} (the app set its own; only code before that saw the stale one)")
+    if untriaged(item):
+        parts.append(f"not triaged in {untriaged(item)}")
+    return "; ".join(parts)
+
+
 def _finding(item: dict) -> str:
     text = f"{item['name']} ×{item['count']}"
     notes = []
+    triaged = [f"{word} ×{item[word]}" for word in ("kept", "replaced") if item.get(word)]
+    if triaged:
+        notes.append(", ".join(triaged))
     if item.get("shared"):
         notes.append(f"shared object from the baseline ×{item['shared']}")
     if item.get("read_before_fresh"):
         notes.append(f"read before the app's fresh Context ×{item['read_before_fresh']}")
     return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+FAIL_ON = ("any", "kept")  # --fail-on: any stale state fails (default), or only state the app did not replace
+
+
+def fails(server: dict, fail_on: str = "any") -> bool:
+    """Stale state that fails the probe: any, or (fail_on="kept") some value kept or not shown to be replaced."""
+    if fail_on == "kept":
+        return any(item.get("kept", 0) or untriaged(item) for row in server["rows"] for item in row["stale"])
+    return bool(server["stale_found"])
 
 
 def server_verdict(server: dict) -> str:
@@ -164,6 +222,13 @@ def verdict(servers: list[dict]) -> str:
     parts = []
     if by[STALE]:
         parts.append(f"stale state found on: {', '.join(s['label'] for s in by[STALE])}")
+        kept = sum(item.get("kept", 0) for s in by[STALE] for row in s["rows"] for item in row["stale"])
+        replaced = sum(item.get("replaced", 0) for s in by[STALE] for row in s["rows"] for item in row["stale"])
+        if kept or replaced:
+            parts[-1] += (
+                f" ({kept} stale values kept to the response: those requests ran with another request's state;"
+                f" {replaced} replaced by the app before it responded)"
+            )
     if by[INCONCLUSIVE]:
         unsure = [f"{s['label']} ({s['inconclusive'][0]}{' and more' if len(s['inconclusive']) > 1 else ''})"
                   for s in by[INCONCLUSIVE]]  # fmt: skip
@@ -176,11 +241,16 @@ def verdict(servers: list[dict]) -> str:
 EXIT_CLEAN, EXIT_STALE, EXIT_INCONCLUSIVE = 0, 1, 3  # 2 is bad usage or a target that cannot run (command.py)
 
 
-def exit_code(servers: list[dict]) -> int:
+def exit_code(servers: list[dict], fail_on: str = "any") -> int:
     """1 when stale state was found anywhere (whatever else could not be judged), 3 when nothing stale was found but
-    some row is inconclusive, 0 only when every row of every server was judged clean."""
-    if any(server["stale_found"] for server in servers):
+    some row is inconclusive, 0 only when every row of every server was judged clean. fail_on="kept": stale state
+    that every request replaced before responding does not fail (1), nor make the result inconclusive."""
+    if any(fails(server, fail_on) for server in servers):
         return EXIT_STALE
+    if fail_on == "kept" and any(server["stale_found"] for server in servers):
+        # replaced-only stale state: judged, and accepted by the user's choice; other rows may still be unjudged
+        unjudged = [row for server in servers for row in server["rows"] if row["inconclusive"] and not row["stale"]]
+        return EXIT_INCONCLUSIVE if unjudged else EXIT_CLEAN
     if any(server.get("inconclusive") for server in servers):
         return EXIT_INCONCLUSIVE
     return EXIT_CLEAN

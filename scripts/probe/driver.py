@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.load import servers
 from scripts.load.process import Managed, NotServing, free_port, wait_answering
 from scripts.load.servers import ServerConfig
 from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
@@ -19,6 +23,10 @@ from scripts.probe import sentinel
 from scripts.probe.traffic import Row, RowResult, run_row
 
 SENTINEL_MODULE = "ctxbench_probe_sentinel"  # a name no service uses: it sits first on the server's PYTHONPATH
+# ctxbench's gunicorn reset workers, copied beside the sentinel: the `-reset` labels then run in any virtualenv that has
+# gunicorn and uvicorn-worker, not only in one where ctxbench itself is importable.
+WORKERS_MODULE = "ctxbench_probe_workers"
+CTXBENCH_WORKERS = servers.RESET_WORKER.rpartition(".")[0]
 PREFLIGHT_TIMEOUT_S = 60.0  # importing a large app once, in the user's interpreter
 
 
@@ -36,6 +44,8 @@ class Target:
     workdir: Path  # a temporary directory: the sentinel module, and one folder of reports per server
     identity: tuple[str, ...] = ()
     show_values: bool = False
+    traceback: bool = False
+    identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT
 
     @property
     def sentinel_dir(self) -> Path:
@@ -43,13 +53,17 @@ class Target:
 
     def environment(self, report_dir: Path) -> dict[str, str]:
         # The user's project root next to the sentinel and nothing of ctxbench's: its packages would shadow theirs.
+        # A PYTHONPATH the user set is kept after the app directory: some apps import only through it.
+        inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
         return {
-            "PYTHONPATH": os.pathsep.join([str(self.sentinel_dir), str(self.app_dir)]),
+            "PYTHONPATH": os.pathsep.join([str(self.sentinel_dir), str(self.app_dir), *inherited]),
             "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ left in the user's project by the probe
             sentinel.APP_ENV: self.app,
             sentinel.DIR_ENV: str(report_dir),
             sentinel.IDENTITY_ENV: ",".join(self.identity),
             sentinel.SHOW_VALUES_ENV: "1" if self.show_values else "",
+            sentinel.TRACEBACK_ENV: "1" if self.traceback else "",
+            sentinel.IDENTITY_FORMAT_ENV: self.identity_format,
         }
 
 
@@ -64,6 +78,16 @@ class ServerResult:
 def install_sentinel(target: Target) -> None:
     target.sentinel_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sentinel.__file__, target.sentinel_dir / f"{SENTINEL_MODULE}.py")
+    spec = importlib.util.find_spec(CTXBENCH_WORKERS)  # located, not imported: it imports uvicorn_worker
+    if spec is not None and spec.origin is not None:
+        shutil.copyfile(spec.origin, target.sentinel_dir / f"{WORKERS_MODULE}.py")
+
+
+def served_command(config: ServerConfig, host: str, port: int, python: str) -> list[str]:
+    """The server's command line, with ctxbench's reset worker class pointing at the copy beside the sentinel."""
+    command = config.command(f"{SENTINEL_MODULE}:app", host, port, python)
+    prefix = CTXBENCH_WORKERS + "."
+    return [WORKERS_MODULE + "." + part[len(prefix) :] if part.startswith(prefix) else part for part in command]
 
 
 def required_modules(config: ServerConfig) -> list[str]:
@@ -75,7 +99,9 @@ def required_modules(config: ServerConfig) -> list[str]:
         elif flag == "--http" and value == "httptools":
             needed.append("httptools")
         elif flag == "--worker-class" and config.kind == "gunicorn":
-            needed.append(value.rpartition(".")[0])
+            module = value.rpartition(".")[0]
+            # the copied reset worker subclasses uvicorn-worker's
+            needed += [WORKERS_MODULE, "uvicorn_worker"] if module == CTXBENCH_WORKERS else [module]
         elif flag == "--worker-class" and value == "uvloop":
             needed.append("uvloop")
     return needed
@@ -151,14 +177,20 @@ def flush(port: int) -> None:
         pass
 
 
-def probe_server(target: Target, config: ServerConfig, rows: list[Row], requests: int) -> ServerResult:
+def probe_server(
+    target: Target,
+    config: ServerConfig,
+    rows: list[Row],
+    requests: int,
+    progress: Callable[[str], None] = lambda line: None,
+) -> ServerResult:
     """Start, wait for the sentinel, send every row, flush, stop by PID (whatever happens), read the reports."""
     report_dir = target.workdir / config.label
     report_dir.mkdir(parents=True)
     port = free_port()
     environment = [f"{name}={value}" for name, value in target.environment(report_dir).items()]
     # `env -C` sets the directory and variables, then execs: the PID Managed stops is the server's own.
-    served = config.command(f"{SENTINEL_MODULE}:app", HOST, port, target.python)
+    served = served_command(config, HOST, port, target.python)
     command = ["env", "-C", str(target.app_dir), *environment, *served]
     result = ServerResult(config, served)
     server = Managed(command, SERVER_CPUS, report_dir / "server.log")
@@ -167,7 +199,14 @@ def probe_server(target: Target, config: ServerConfig, rows: list[Row], requests
         server.processes()  # remember the workers now that they are up
         for index, row in enumerate(rows):
             phase = f"row{index}"
-            result.rows.append((phase, run_row(row, phase, HOST, port, requests, list(target.identity))))
+            started = time.monotonic()
+            done = run_row(row, phase, HOST, port, requests, list(target.identity), target.identity_format)
+            result.rows.append((phase, done))
+            statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items())) or "none"
+            progress(
+                f"  {config.label}: {row.label}: {done.answered}/{done.sent} answered ({statuses})"
+                f" in {time.monotonic() - started:.1f}s"
+            )
         flush(port)
         if server.process.poll() is not None:
             raise _failure(server, report_dir, f"{config.label} exited during the probe")

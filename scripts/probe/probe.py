@@ -1,7 +1,8 @@
 """Is my app affected? Serve MODULE:APP behind a sentinel under real servers and report stale ContextVars.
 
 Exit codes: 0 every row of every server probed was judged and none had stale state, 1 stale state found (whatever
-else could not be judged), 2 bad usage or a target that cannot be served (one line on stderr, never a traceback),
+else could not be judged; with `--fail-on kept`, only stale values the app did not replace before responding),
+2 bad usage or a target that cannot be served (one line on stderr, never a traceback),
 3 inconclusive: nothing stale found, but some row could not be judged (requests failed, too few answered on a
 connection, unseen by the sentinel; the summary line names the servers and why), 130 interrupted (every server
 stopped first).
@@ -10,10 +11,12 @@ stopped first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from scripts.common.arguments import (
@@ -26,12 +29,12 @@ from scripts.common.arguments import (
     typed,
     url_path,
 )
-from scripts.common.lock import exclusive_run
+from scripts.common.lock import LOCK_PATH, MachineBusy, exclusive_run
 from scripts.common.results import write_json
 from scripts.load import servers
 from scripts.load.process import LeftBehind
 from scripts.load.servers import ServerConfig
-from scripts.probe import analysis
+from scripts.probe import analysis, sentinel
 from scripts.probe.driver import ProbeError, Target, install_sentinel, preflight, probe_server
 from scripts.probe.traffic import KEEPALIVE_CONNECTIONS, PIPELINE_CONNECTIONS, plan
 
@@ -80,6 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="header carrying per-request identity (repeatable): a fresh value on every other request",
     )
     parser.add_argument(
+        "--identity-format",
+        type=one_of("identity format", sentinel.IDENTITY_PATTERNS),
+        default=sentinel.DEFAULT_IDENTITY_FORMAT,
+        help="what identity values look like: uuid (a UUID4, which request-id libraries validate), hex (32 hex"
+        " digits) or token (ctxp-<16 hex>); default: %(default)s",
+    )
+    parser.add_argument(
+        "--fail-on",
+        type=one_of("stale state to fail on", analysis.FAIL_ON),
+        default="any",
+        help="any: exit 1 on any stale ContextVar (default); kept: only on values the app did not replace before"
+        " responding (for teams that checked their overwrites)",
+    )
+    parser.add_argument(
         "--requests",
         type=int_range(MIN_REQUESTS, MAX_REQUESTS),
         default=DEFAULT_REQUESTS,
@@ -88,6 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the app's whole traceback when it fails at import or startup"
+    )
 
 
 def app_reference(text: str) -> str:
@@ -101,8 +121,13 @@ typed(app_reference, "app")
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    # one error line; an app's multi-line exception message (bounded by the sentinel) follows it, indented
+    print(f"{PROG}: error: {message}".replace("\n", "\n    "), file=sys.stderr)
     return 2
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _python(given: str | None) -> str:
@@ -152,6 +177,10 @@ def probe(
     identity: tuple[str, ...] = (),
     requests: int = DEFAULT_REQUESTS,
     show_values: bool = False,
+    traceback: bool = False,
+    identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
+    fail_on: str = "any",
+    progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
     if ":" not in app:
@@ -160,13 +189,15 @@ def probe(
         raise ProbeError(f"no such app directory: {app_dir}")
     rows = plan(paths, post_path, stream_path)
     with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
-        target = Target(app, python, app_dir, Path(tmp), identity, show_values)
+        target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback, identity_format)
         install_sentinel(target)
         found = preflight(target, configs)
         documents = []
-        with exclusive_run():  # the machine's two cores are shared with ctxbench's load runs: wait our turn
+        with _machine(progress):  # the machine's two cores are shared with ctxbench's load runs: wait our turn
             for config in configs:
-                documents.append(analysis.server_document(probe_server(target, config, rows, requests)))
+                progress(f"{config.label}: starting")
+                documents.append(analysis.server_document(probe_server(target, config, rows, requests, progress)))
+        hint = fix_hint(documents, python)
     return {
         "app": app,
         "app_dir": str(app_dir),
@@ -174,11 +205,46 @@ def probe(
         "python_version": found["python"],
         "requests_per_row": requests,
         "identity_headers": list(identity),
+        "identity_format": identity_format,
         "servers": documents,
         "stale_found": any(document["stale_found"] for document in documents),
         "inconclusive": any(document["inconclusive"] for document in documents),
-        "exit_code": analysis.exit_code(documents),
+        "fail_on": fail_on,
+        "exit_code": analysis.exit_code(documents, fail_on),
+        "fix_hint": hint,
     }
+
+
+@contextlib.contextmanager
+def _machine(progress: Callable[[str], None]) -> Iterator[None]:
+    """The machine lock, saying so when another ctxbench run holds it (a wait of minutes is not a hang)."""
+    try:
+        with exclusive_run(wait=False):
+            yield
+            return
+    except MachineBusy:
+        progress(f"waiting for the machine lock: another ctxbench run holds {LOCK_PATH} ...")
+    with exclusive_run():
+        progress("lock acquired")
+        yield
+
+
+def fix_hint(documents: list[dict], python: str) -> str | None:
+    """For uvicorn rows with stale state: the user's uvicorn release and whether it has the reset flag."""
+    stale_kinds = {document["kind"] for document in documents if document["stale_found"]}
+    if not stale_kinds & {"uvicorn", "gunicorn"}:
+        return None
+    version = servers.uvicorn_version(python) or "not installed"
+    if servers.has_reset_flag(python):
+        return (
+            f"fix: your uvicorn ({version}) has {servers.RESET_FLAG}: pass it to uvicorn, or run gunicorn with"
+            f" --worker-class {servers.RESET_WORKER} (apps/workers.py, copy it into your project)"
+        )
+    return (
+        f"fix: your uvicorn ({version}) has no {servers.RESET_FLAG} (its --help does not list it): upgrade uvicorn"
+        f" to a release that lists it in `python -m uvicorn --help`, or start each request in a fresh Context in"
+        f" your outermost middleware"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,6 +264,10 @@ def run(args: argparse.Namespace) -> int:
             identity=tuple(args.identity_header),
             requests=args.requests,
             show_values=args.show_values,
+            traceback=args.traceback,
+            identity_format=args.identity_format,
+            fail_on=args.fail_on,
+            progress=_progress,
         )
     except ProbeError as exc:
         return _fail(str(exc))
@@ -209,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
     print(analysis.table(document["servers"]))
     print()
     print(analysis.verdict(document["servers"]))
+    if document["fix_hint"]:
+        print(document["fix_hint"])
     if args.json:
         write_json(args.json, document)
         print(f"JSON written to {args.json}")

@@ -21,11 +21,14 @@ What it does, per process (a server with several workers has one sentinel each, 
   (an outer access-log or request-id middleware): those values count, as "read before the app's fresh Context". To
   see those reads, a stale request's app is stepped in a Context the sentinel holds (same task, same values, copied
   back to the task's own Context at the end) with a profile hook on those steps only. The stale entry values count
-  even if the app overwrites them later: code that runs before the overwrite sees them.
+  even if the app overwrites them later: code that runs before the overwrite sees them. At the response's final
+  message each one is triaged: `kept` (still the entry value: the whole request saw another request's state) or
+  `replaced` (the app set it: only code before the set saw the stale value).
 - Shared objects: a value that is the baseline's own object (a ContextVar set at import to a dict that requests
   mutate) is never stale, but every request sees what the previous ones put in it: such values are searched for
   other requests' identity values at the entry of every request, and a hit is a data-level leak ("shared").
-- Data-level leaks: the driver sends a fresh `ctxp-<16 hex>` value in each `--identity-header` on alternate
+- Data-level leaks: the driver sends a fresh value (a UUID, 32 hex digits or `ctxp-<16 hex>`, `--identity-format`)
+  in each `--identity-header` on alternate
   requests; a stale value whose repr/str contains such a value that this process received in another request is a
   value of one request visible inside another.
 - Findings go to `report-<pid>.json` in CTXBENCH_PROBE_DIR (rewritten atomically), failures to `status-<pid>.json`.
@@ -37,7 +40,9 @@ What it does, per process (a server with several workers has one sentinel each, 
 
 from __future__ import annotations
 
+import collections
 import contextvars
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -46,17 +51,31 @@ import os
 import re
 import sys
 import time
+import traceback
+import types
 from typing import Any
 
 APP_ENV = "CTXBENCH_PROBE_APP"
 DIR_ENV = "CTXBENCH_PROBE_DIR"
 IDENTITY_ENV = "CTXBENCH_PROBE_IDENTITY"  # comma-separated lower-case header names
 SHOW_VALUES_ENV = "CTXBENCH_PROBE_SHOW_VALUES"
+TRACEBACK_ENV = "CTXBENCH_PROBE_TRACEBACK"  # non-empty: errors of the app carry their whole traceback
+MAX_ERROR_LINES = 8  # of an app's exception message: a pydantic error names its fields in the first lines
+MAX_ERROR_LINE_CHARS = 300
 PREFIX = "/__ctxbench_probe__/"
 READY_PATH = PREFIX + "ready"
 FLUSH_PATH = PREFIX + "flush"
 PHASE_HEADER = b"x-ctxbench-probe-phase"  # which traffic a request belongs to; removed before the app sees it
-TOKEN_RE = re.compile(r"ctxp-[0-9a-f]{16}")
+IDENTITY_FORMAT_ENV = "CTXBENCH_PROBE_IDENTITY_FORMAT"
+# What the driver's identity values look like (`--identity-format`), and how the sentinel finds them in any text.
+# uuid by default: request-id libraries (asgi-correlation-id's validator) drop a header value that is not a UUID.
+IDENTITY_PATTERNS = {
+    "uuid": r"(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(?![0-9a-f])",
+    "hex": r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])",
+    "token": r"ctxp-[0-9a-f]{16}",
+}
+DEFAULT_IDENTITY_FORMAT = "uuid"
+TOKEN_RE = re.compile(IDENTITY_PATTERNS["token"])
 MAX_TEXT = 65536  # of a value's repr/str scanned for identity values: a huge value must not stall the server
 VALUE_PREVIEW = 200
 # The sentinel's only ContextVar, set on stale requests alone, to tell whether the app runs in the context it is handed.
@@ -71,6 +90,33 @@ LOOP_MODULES = ("asyncio", "uvloop", "concurrent.futures")  # they copy a contex
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _exception_text(text: str) -> str:
+    """The exception part of a formatted traceback (Starlette sends one as lifespan.startup.failed), else the text."""
+    lines = str(text).splitlines()
+    if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return str(text)
+    frames = [index for index, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) and (lines[start].startswith("    ") or not lines[start].strip()):
+        start += 1  # the frame's source line and its carets
+    return "\n".join(lines[start:])
+
+
+def _bounded(text: str) -> str:
+    """A message of a few lines: the first MAX_ERROR_LINES non-empty lines, each cut at MAX_ERROR_LINE_CHARS."""
+    lines = [line.rstrip()[:MAX_ERROR_LINE_CHARS] for line in str(text).splitlines() if line.strip()]
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[:MAX_ERROR_LINES], f"... ({len(lines) - MAX_ERROR_LINES} more lines; --traceback shows all)"]
+    return "\n".join(lines)
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` bounded to a few lines, or the whole traceback when the user asked for it (--traceback)."""
+    if os.environ.get(TRACEBACK_ENV):
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return _bounded(f"{type(exc).__name__}: {exc}")
 
 
 def _write_json(name: str, data: dict) -> None:
@@ -96,7 +142,7 @@ def load_app(spec: str) -> Any:
     try:
         target: Any = importlib.import_module(module_name)
     except BaseException as exc:  # SystemExit at import time included: report it, never a traceback
-        raise ImportError(f"cannot import {module_name!r}: {type(exc).__name__}: {_last_line(str(exc))}") from None
+        raise ImportError(f"cannot import {module_name!r}: {describe_error(exc)}") from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -120,6 +166,103 @@ def _text(value: object) -> str:
         except Exception:  # a value whose repr raises is still reported, by type and hash
             pass
     return "\n".join(parts)
+
+
+# The object-graph search for other requests' identity values (a Sentry Scope's repr shows none of the request data
+# its event processors hold): at most WALK_MAX_NODES objects, at most WALK_MAX_DEPTH steps from the stale value.
+WALK_MAX_NODES = 5000
+MAX_DATA_PATHS = 5  # distinct paths kept per stale ContextVar
+WALK_MAX_DEPTH = 12
+_NOT_WALKED = (type, types.ModuleType, contextvars.ContextVar, contextvars.Context)
+
+
+def _key(key: object) -> str:
+    return repr(key)[:40] if type(key) in (str, bytes, int, float, bool) else f"<{type(key).__name__} key>"
+
+
+def _members(obj: object) -> list[tuple[str, object]]:
+    """(path step, child) of an object, read only through C-level slots and real __dict__s: no property, no
+    __getattr__, no __repr__ of the user's runs here."""
+    kind = type(obj)
+    if isinstance(obj, dict):
+        children: list[tuple[str, object]] = []
+        for key, item in dict.items(obj):
+            children.append((f"[{_key(key)}]", item))
+            if type(key) in (str, bytes):
+                children.append((f"<key {_key(key)}>", key))
+        return children
+    if isinstance(obj, list):
+        return [(f"[{index}]", item) for index, item in enumerate(list.__iter__(obj))]
+    if isinstance(obj, tuple):
+        return [(f"[{index}]", item) for index, item in enumerate(tuple.__iter__(obj))]
+    if isinstance(obj, collections.deque):
+        return [(f"[{index}]", item) for index, item in enumerate(collections.deque.__iter__(obj))]
+    if isinstance(obj, (set, frozenset)):
+        method = set.__iter__ if isinstance(obj, set) else frozenset.__iter__
+        return [("{...}", item) for item in method(obj)]
+    if isinstance(obj, functools.partial):
+        members = functools.partial.__dict__
+        return [(f".{name}", members[name].__get__(obj, kind)) for name in ("func", "args", "keywords")]
+    if kind is types.MethodType:
+        return [(".__self__", types.MethodType.__self__.__get__(obj)), (".__func__", obj.__func__)]
+    if kind is types.FunctionType:
+        closure = types.FunctionType.__closure__.__get__(obj) or ()
+        names = obj.__code__.co_freevars
+        children = []
+        for name, cell in zip(names, closure):  # noqa: B905 - zip(strict=) is 3.10+, the sentinel runs on 3.8
+            try:
+                children.append((f".<closure {name}>", cell.cell_contents))
+            except ValueError:  # an empty cell
+                pass
+        return children
+    children = []
+    for klass in kind.__mro__:
+        own = klass.__dict__
+        descriptor = own.get("__dict__")
+        if type(descriptor) is types.GetSetDescriptorType:
+            try:
+                namespace = descriptor.__get__(obj, kind)
+            except Exception:
+                namespace = None
+            if isinstance(namespace, dict):
+                children += [(f".{name}", item) for name, item in dict.items(namespace)]
+        slots = own.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            member = own.get(name)
+            if type(member) is types.MemberDescriptorType:
+                try:
+                    children.append((f".{name}", member.__get__(obj, kind)))
+                except AttributeError:  # an unset slot
+                    pass
+    return children
+
+
+def find_in_graph(value: object, pattern: Any) -> dict[str, str]:
+    """Identity values (matches of `pattern`) in the strings and bytes reachable from `value`, each with the path
+    where it was first found, e.g. `._event_processors[0].keywords['asgi_scope']['headers'][2][1]`."""
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+    queue: collections.deque = collections.deque([(value, "", 0)])
+    nodes = 0
+    while queue and nodes < WALK_MAX_NODES:
+        obj, path, depth = queue.popleft()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        nodes += 1
+        if isinstance(obj, (str, bytes, bytearray)):
+            text = obj[:MAX_TEXT] if isinstance(obj, str) else bytes(obj[:MAX_TEXT]).decode("latin-1")
+            for token in pattern.findall(text):
+                found.setdefault(token, path or "(the value itself)")
+            continue
+        if depth >= WALK_MAX_DEPTH or isinstance(obj, _NOT_WALKED) or type(obj) in (int, float, bool, type(None)):
+            continue
+        try:
+            children = _members(obj)
+        except Exception:  # an object that cannot be read without running its code: not searched further
+            continue
+        queue.extend((child, path + step, depth + 1) for step, child in children)
+    return found
 
 
 def _short_hash(value: object) -> str:
@@ -236,6 +379,12 @@ class _Stepped:
                 error = exc
 
 
+def _final(message: Any) -> bool:
+    """The last message of a response: the body without more to come, or a websocket close."""
+    kind = message.get("type")
+    return (kind == "http.response.body" and not message.get("more_body", False)) or kind == "websocket.close"
+
+
 def _adopt(context: contextvars.Context) -> None:
     """Set in the current Context what the app left in `context`: as if it had run in this task's own Context."""
     current = contextvars.copy_context()
@@ -254,6 +403,8 @@ class Sentinel:
         names = os.environ.get(IDENTITY_ENV, "").split(",")
         self.identity = {name.strip().lower().encode("latin-1") for name in names if name.strip()}
         self.show_values = os.environ.get(SHOW_VALUES_ENV) == "1"
+        pattern = os.environ.get(IDENTITY_FORMAT_ENV) or DEFAULT_IDENTITY_FORMAT
+        self.token_re = re.compile(IDENTITY_PATTERNS.get(pattern, IDENTITY_PATTERNS[DEFAULT_IDENTITY_FORMAT]))
         self.seen_tokens: set[str] = set()
         self.requests: dict[str, int] = {}
         self.stale: dict[str, dict[str, dict]] = {}  # phase -> var key -> finding
@@ -304,10 +455,21 @@ class Sentinel:
             _write_json(f"report-{os.getpid()}.json", self.report())
 
     def foreign(self, value: object, own: set[str]) -> set[str]:
-        """Identity values of other requests that this value's repr/str holds."""
+        """Identity values of other requests that this value holds (its object graph, or its repr/str)."""
+        return set(self.foreign_paths(value, own))
+
+    def foreign_paths(self, value: object, own: set[str]) -> dict[str, str]:
+        """Other requests' identity values in this value -> where: a path in its object graph, else "repr"."""
         if not self.seen_tokens:
-            return set()
-        return {token for token in TOKEN_RE.findall(_text(value)) if token in self.seen_tokens} - own
+            return {}
+        found = {t: path for t, path in find_in_graph(value, self.token_re).items() if t in self.seen_tokens}
+        # the repr too: a C object whose data the graph search cannot reach may still show it there
+        for token in self.token_re.findall(_text(value)):
+            if token in self.seen_tokens:
+                found.setdefault(token, "repr")
+        for token in own:
+            found.pop(token, None)
+        return found
 
     def suspects_at_entry(self, context: contextvars.Context, own: set[str]) -> list[tuple[Any, object, str]]:
         """Stale ContextVars (absent from the baseline or holding another value, neither the same object nor equal),
@@ -346,7 +508,7 @@ class Sentinel:
         finding = self.stale.setdefault(phase, {}).get(key)
         if finding is None:
             finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
-            finding.update(shared=0, read_before_fresh=0)
+            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0, data_paths=[])
             self.stale[phase][key] = finding
         finding["count"] += 1
         if kind == SHARED:
@@ -356,9 +518,13 @@ class Sentinel:
         digest = _short_hash(value)
         finding["hashes"][digest] = finding["hashes"].get(digest, 0) + 1
         # a shared object was a suspect for holding another request's value at entry; the app may have changed it since
-        leaked = kind == SHARED or bool(self.foreign(value, own))
+        paths = self.foreign_paths(value, own)
+        leaked = kind == SHARED or bool(paths)
         if leaked:
             finding["data_leaks"] += 1
+        for path in paths.values():
+            if path not in finding["data_paths"] and len(finding["data_paths"]) < MAX_DATA_PATHS:
+                finding["data_paths"].append(path)
         if self.show_values and len(finding["values"]) < 5:
             try:
                 preview = repr(value)[:VALUE_PREVIEW]
@@ -367,6 +533,15 @@ class Sentinel:
             if preview not in finding["values"]:
                 finding["values"].append(preview)
         return leaked
+
+    def triage(self, phase: str, suspects: list[tuple[Any, object, str]]) -> None:
+        """At the response's final message, in the app's Context: does each suspect still hold its entry value (kept:
+        everything in the request that read it saw another request's state) or did the app set it (replaced)?"""
+        missing = object()
+        for var, value, _ in suspects:
+            finding = self.stale.get(phase, {}).get(f"{var.name}@{id(var)}")
+            if finding is not None:
+                finding["kept" if var.get(missing) is value else "replaced"] += 1
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -394,7 +569,7 @@ class Sentinel:
                 phase = value.decode("latin-1")
                 continue
             if lowered in self.identity:
-                own.update(TOKEN_RE.findall(value.decode("latin-1")))
+                own.update(self.token_re.findall(value.decode("latin-1")))
             headers.append((name, value))
         self.seen_tokens.update(own)
         self.requests[phase] = self.requests.get(phase, 0) + 1
@@ -445,6 +620,8 @@ class Sentinel:
         async def watched_send(message: Any) -> None:
             try:
                 settle(MARKER.get(None) is marker)
+                if settled[0] and _final(message):
+                    self.triage(phase, suspects)
             except Exception as exc:
                 self.failed(phase, exc)
             await send(message)
@@ -484,7 +661,9 @@ class Sentinel:
             if message.get("type") == "lifespan.startup.complete":
                 self.started_up = True
             elif message.get("type") == "lifespan.startup.failed":
-                _fail(f"the app failed at startup: {_last_line(message.get('message', '')) or 'no message'}")
+                text = message.get("message", "") or "no message"
+                shown = text if os.environ.get(TRACEBACK_ENV) else _bounded(_exception_text(text))
+                _fail(f"the app failed at startup: {shown}")
             await send(message)
 
         async def shutdown_aware() -> Any:
@@ -499,7 +678,7 @@ class Sentinel:
             if not self.started_up:
                 # Servers treat an app that raises here as one without lifespan support, or give up: either way
                 # the driver reads this line if the server does not become ready.
-                _fail(f"the app failed at startup: {type(exc).__name__}: {_last_line(str(exc))}")
+                _fail(f"the app failed at startup: {describe_error(exc)}")
             raise
 
 
@@ -510,7 +689,7 @@ def _build() -> Sentinel | None:
     try:
         return Sentinel(load_app(spec))
     except BaseException as exc:
-        _fail(str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {_last_line(str(exc))}")
+        _fail(str(exc) if isinstance(exc, ImportError) else describe_error(exc))
         raise
 
 
@@ -527,7 +706,7 @@ def preflight(modules: list[str]) -> dict:
     try:
         load_app(os.environ.get(APP_ENV, ""))
     except BaseException as exc:
-        error = str(exc) if isinstance(exc, (ImportError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, (ImportError, ValueError)) else describe_error(exc)
     return {"python": sys.version.split()[0], "executable": sys.executable, "missing": missing, "error": error}
 
 

@@ -12,10 +12,11 @@ import itertools
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from loadtests.pipeline import PipelineClient, ProtocolError
-from scripts.probe.sentinel import PHASE_HEADER
+from scripts.probe.sentinel import DEFAULT_IDENTITY_FORMAT, PHASE_HEADER
 
 IO_TIMEOUT_S = 10.0  # a stalled server ends the exchange, never hangs the probe
 ROW_TIMEOUT_S = 60.0  # a row stops by itself, whatever its budget
@@ -55,15 +56,27 @@ def plan(paths: list[str], post_path: str | None, stream_path: str | None) -> li
     return rows
 
 
-def identity_value() -> str:
-    """A value no other request carries, in the shape the sentinel looks for (`ctxp-` and 16 hex digits)."""
+def identity_value(form: str = DEFAULT_IDENTITY_FORMAT) -> str:
+    """A value no other request carries, in the shape the sentinel looks for (IDENTITY_PATTERNS[form])."""
+    if form == "uuid":
+        return str(uuid.uuid4())
+    if form == "hex":
+        return secrets.token_hex(16)
     return f"ctxp-{secrets.token_hex(8)}"
 
 
-def encode(row: Row, phase: str, host: str, identity: list[str], carry: bool, body: bytes) -> bytes:
+def encode(
+    row: Row,
+    phase: str,
+    host: str,
+    identity: list[str],
+    carry: bool,
+    body: bytes,
+    form: str = DEFAULT_IDENTITY_FORMAT,
+) -> bytes:
     lines = [f"{row.method} {row.path} HTTP/1.1", f"Host: {host}", f"{PHASE_HEADER.decode()}: {phase}"]
     if carry:  # alternate requests only: the others must show whether they see someone else's value
-        lines += [f"{name}: {identity_value()}" for name in identity]
+        lines += [f"{name}: {identity_value(form)}" for name in identity]
     if row.method == "POST":
         lines += ["Content-Type: application/octet-stream", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -105,7 +118,15 @@ class RowResult:
         }
 
 
-def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity: list[str]) -> RowResult:
+def run_row(
+    row: Row,
+    phase: str,
+    host: str,
+    port: int,
+    requests: int,
+    identity: list[str],
+    form: str = DEFAULT_IDENTITY_FORMAT,
+) -> RowResult:
     """Send `requests` requests of the row over its connections; bounded by ROW_TIMEOUT_S, errors counted."""
     result = RowResult(row)
     # Each connection its own share of the row (not a shared counter: a connection that starts late would get none,
@@ -121,7 +142,9 @@ def run_row(row: Row, phase: str, host: str, port: int, requests: int, identity:
         numbers = iter(range(index, index + shares[index]))  # every other request of a connection carries identity
         try:
             while time.monotonic() < deadline and (batch := list(itertools.islice(numbers, row.depth))):
-                payload = b"".join(encode(row, phase, host_header, identity, number % 2 == 0, body) for number in batch)
+                payload = b"".join(
+                    encode(row, phase, host_header, identity, number % 2 == 0, body, form) for number in batch
+                )
                 try:
                     timed = client.exchange_raw(payload, len(batch))
                     result.add([item.response.status for item in timed], len(batch), None)

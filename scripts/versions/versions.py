@@ -40,14 +40,6 @@ DURATION_S, WARMUP_S = 3.0, 0.5  # per variant x server config: a leak on one co
 INSIDE_TIMEOUT_S = 600
 
 
-def has_reset_flag(python: Path) -> bool:
-    """Whether this uvicorn has --reset-contextvars (asked of the stack's uvicorn itself, not guessed from versions)."""
-    help_text = subprocess.run(
-        [str(python), "-m", "uvicorn", "--help"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    return servers.RESET_FLAG in help_text
-
-
 def inside(env: envs.Env, requests: int, variants: tuple[str, ...]) -> dict:
     """The stack's in-process verdicts and matrix, computed by its own interpreter (cwd = repo root)."""
     with tempfile.TemporaryDirectory(prefix="ctxbench-versions-") as tmp:
@@ -171,7 +163,7 @@ def run_stack(env: envs.Env, options: argparse.Namespace, out: Path) -> Path:
     variants = tuple(options.variant or VARIANTS)
     print(f"  in-process verdicts and matrix ({options.requests} requests per scenario)", flush=True)
     measured = inside(env, options.requests, variants)
-    reset = has_reset_flag(env.python)
+    reset = servers.has_reset_flag(env.python)
     if options.skip_hunt:
         hunted: dict = {"status": "skipped", "reason": "--skip-hunt"}
     else:
