@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -73,7 +72,8 @@ def test_apps_are_the_reference_its_twin_and_the_approaches() -> None:
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
+    from scripts import cli
 
-    args = argparse.Namespace(server=None, app=None, parallel=0, results_dir=Path(os.devnull))
-    assert si.run(args) == 2
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["server_instructions", "--parallel", "0"])
+    assert exited.value.code == 2 and "--parallel" in capsys.readouterr().err

@@ -52,6 +52,7 @@ from scripts.common.arguments import MAX_PROCESSES, output_dir, positive_int
 from scripts.common.environment import ROOT, describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import BENCH_DIR, write_json
+from scripts.common.staged import staged_run
 from scripts.load import servers
 
 MARKER_APP = "microbench.server_marker:app"
@@ -309,27 +310,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=output_dir, default=RESULTS_DIR, help="where the pyperf JSON goes")
 
 
-def run(args: argparse.Namespace) -> int:
-    if shutil.which("valgrind") is None:
-        print("server-instructions: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
-        return 2
-    if args.parallel < 1:
-        print("server-instructions: --parallel must be at least 1", file=sys.stderr)
-        return 2
-    chosen = [servers.get(label) for label in (args.server or DEFAULT_SERVERS)]
-    jobs = [Job(config, app) for config in chosen for app in (args.app or apps())]
-    args.results_dir.mkdir(parents=True, exist_ok=True)
+def measure_all(jobs: list[Job], parallel: int, out: Path, environment: dict) -> dict:
+    """Every job under callgrind, `parallel` at a time; each count written to `out`, the run's record last."""
     versions = server_versions()
-    environment = describe({"servers": [config.label for config in chosen], "apps": args.app or apps()})
     started = time.perf_counter()
     results: dict[Job, dict] = {}
     failed: dict[str, str] = {}
-    print(f"waiting for the machine lock ({len(jobs)} server processes under callgrind)...", flush=True)
-    with exclusive_run(), tempfile.TemporaryDirectory(prefix="ctxbench-server-cg-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ctxbench-server-cg-") as tmp:
         directories = {job: Path(tmp) / f"{job.config.label}-{job.app}" for job in jobs}
         for directory in directories.values():
             directory.mkdir()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
             futures = {pool.submit(measure, job, directories[job]): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):
                 job = futures[future]
@@ -339,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
                     failed[f"{job.config.label} {job.app}"] = str(error)[-1500:]
                     print(f"FAILED {job.config.label} {job.app}: {error}", file=sys.stderr, flush=True)
                     continue
-                path = write(job, results[job], args.results_dir, versions)
+                path = write(job, results[job], out, versions)
                 seconds = results[job]["seconds"]
                 print(f"{job.config.label} {job.app}: {results[job]['values']} ({seconds:.0f}s) -> {path}", flush=True)
     rows = summary_rows({job: results[job] for job in jobs if job in results})  # in the order asked for
@@ -351,10 +342,28 @@ def run(args: argparse.Namespace) -> int:
         "rows": rows,
         "segments": {f"{job.config.label} {job.app}": found["segments"] for job, found in results.items()},
     }
-    write_json(args.results_dir / RUN_NAME, run_data)
+    write_json(out / RUN_NAME, run_data)
+    return run_data
+
+
+def run(args: argparse.Namespace) -> int:
+    if shutil.which("valgrind") is None:
+        print("server-instructions: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    chosen = [servers.get(label) for label in (args.server or DEFAULT_SERVERS)]
+    jobs = [Job(config, app) for config in chosen for app in (args.app or apps())]
+    environment = describe({"servers": [config.label for config in chosen], "apps": args.app or apps()})
+    print(f"waiting for the machine lock ({len(jobs)} server processes under callgrind)...", flush=True)
+    # Staged, swap (scripts.common.staged): the directory is this command's alone and its run.json compares the apps
+    # of one run with each other, so a run replaces the whole directory, and only once every server was counted.
+    with exclusive_run(), staged_run(args.results_dir) as stage:
+        run_data = measure_all(jobs, args.parallel, stage.dir, environment)
+        if run_data["failed"]:
+            stage.fail(f"{len(run_data['failed'])} of {len(jobs)} server processes failed")
+    rows = run_data["rows"]
     for row in rows:
         versus = f"{row['vs_baseline_pct']:+.3f}%" if "vs_baseline_pct" in row else "(reference)"
         where = f"{row['server']:20} {row['app']:22} {row['method']:5}"
         print(f"{where} {row['instructions']:12.0f} spread {row['spread_pct']:.3f}% {versus}")
-    print(f"total {run_data['seconds']:.0f}s; {len(failed)} of {len(jobs)} failed")
-    return 1 if failed else 0
+    print(f"total {run_data['seconds']:.0f}s; {len(run_data['failed'])} of {len(jobs)} failed")
+    return 1 if run_data["failed"] else 0
