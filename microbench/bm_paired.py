@@ -6,6 +6,8 @@ reason of theirs. Here one process loads every app and times BLOCK_REQUESTS requ
 shuffled order every block; the blocks of one round last well under a second, so the apps of a block share the
 host's state and the ratio of two apps within a block cancels it. `baseline` is timed twice per block (the second
 copy, `baseline_aa`, at its own position) for the A/A control. GET blocks also hold bm_depth's apps (0 to 5 layers).
+Known bias, kept for the pairing: sentry_scope's client patches Starlette and FastAPI for the whole process, so every
+app timed here runs Sentry's (inactive) wrappers too; the instruction counts (bm_instructions) count each app alone.
 
 Output: pyperf JSON written through pyperf's API (`pyperf stats` reads it), one benchmark per app and method named
 `paired_<method>_<app>`; each process is one run whose values are its blocks in order, so value i of two benchmarks
