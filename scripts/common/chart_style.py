@@ -65,6 +65,18 @@ def caption(fig: plt.Figure, text: str) -> None:
     fig.supxlabel(wrap(text), fontsize=MIN_FONT_PT, ha="left", x=0.01, multialignment="left")
 
 
+def numbered_heatmap(ax: Any, grid: list[list[int]], cmap: Any, colours: int, rows: list[str]) -> None:
+    """A verdict grid: columns numbered 1..n (their names go in a caption), rows named, white lines between cells."""
+    columns = len(grid[0]) if grid else 0
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=colours - 1, aspect="auto")
+    ax.set_xticks(range(columns), [str(n) for n in range(1, columns + 1)])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xticks([x - 0.5 for x in range(1, columns)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
+    ax.grid(which="minor", color="white", linewidth=1)
+    ax.tick_params(which="both", length=0)
+
+
 def save(fig: plt.Figure, path: Path) -> Path:
     """Save at the column's DPI and the figure's own size: never bbox_inches="tight", which would widen it."""
     return write_figure(fig, path, dpi=DPI)

@@ -231,14 +231,8 @@ def chart(result: dict, path: Path) -> Path:
     fig, axes = chart_style.figure(0.3 * len(columns) + 3.6, cols=len(mechanisms), sharey=True)
     for ax, kind in zip(axes, mechanisms, strict=True):
         grid = [[labels.index(result["cells"][kind][sp][col]["label"]) for sp in set_points] for col in columns]
-        ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(labels) - 1, aspect="auto")
+        chart_style.numbered_heatmap(ax, grid, cmap, len(labels), columns)
         ax.set_title(chart_style.wrap(kind, 16))
-        ax.set_xticks(range(len(set_points)), [str(n) for n in range(1, len(set_points) + 1)])
-        ax.set_yticks(range(len(columns)), columns)
-        ax.set_xticks([x - 0.5 for x in range(1, len(set_points))], minor=True)
-        ax.set_yticks([y - 0.5 for y in range(1, len(columns))], minor=True)
-        ax.grid(which="minor", color="white", linewidth=1)
-        ax.tick_params(which="both", length=0)
     fig.legend(
         handles=[Patch(facecolor=COLORS[label], edgecolor="#616161", label=label) for label in labels],
         loc="outside upper center",

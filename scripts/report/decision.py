@@ -315,11 +315,6 @@ def _comparison(row: Row) -> dict | None:
     return best_comparison(bench_row) if bench_row else None
 
 
-def _added_us(row: Row) -> float | None:
-    comparison = _comparison(row)
-    return comparison["added_us"] if comparison else None
-
-
 def cost_phrase(row: Row) -> str:
     """The added cost per GET over baseline: instructions (with the A/A band) first, CPU time second."""
     parts = []

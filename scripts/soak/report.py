@@ -108,33 +108,35 @@ TITLE = {
 }
 
 
-def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
-    """The first screen's line on the soak: its verdict, and which pairs failed with the follow-up's verdict."""
+def _judged(results_dir: Path, followup_dir: Path | None) -> tuple[dict, list[str], str] | None:
+    """The soak's summary, its failed pairs (with the follow-up's verdict beside each) and its headline in words."""
     path = Path(results_dir) / SUMMARY_NAME
     if not path.exists():
-        return []
+        return None
     summary = read_json(path)
     followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
     followup = read_json(followup_path) if followup_path and followup_path.exists() else None
-    pairs = len(summary["pairs"])
     failed = failure_lines(summary, followup)
-    verdict = headline(summary)
-    title = TITLE[verdict].format(failed=len(failed), pairs=pairs)
-    named = ": " + "; ".join(failed) if verdict == FAILED else ""
+    return summary, failed, TITLE[headline(summary)].format(failed=len(failed), pairs=len(summary["pairs"]))
+
+
+def soak_headline(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
+    """The first screen's line on the soak: its verdict, and which pairs failed with the follow-up's verdict."""
+    judged = _judged(results_dir, followup_dir)
+    if judged is None:
+        return []
+    summary, failed, title = judged
+    named = ": " + "; ".join(failed) if headline(summary) == FAILED else ""
     return ["", f"Soak: {summary['requests']:,} validated requests, leak {summary['leak']}: {title}{named}."]
 
 
 def soak_section(results_dir: Path, followup_dir: Path | None = None) -> list[str]:
     """Markdown lines: the soak's verdict, totals and one row per (approach, server configuration), then any follow-up
     soak's pairs; [] if no soak."""
-    path = Path(results_dir) / SUMMARY_NAME
-    if not path.exists():
+    judged = _judged(results_dir, followup_dir)
+    if judged is None:
         return []
-    summary = read_json(path)
-    followup_path = Path(followup_dir) / SUMMARY_NAME if followup_dir else None
-    followup = read_json(followup_path) if followup_path and followup_path.exists() else None
-    failed = failure_lines(summary, followup)
-    title = TITLE[headline(summary)].format(failed=len(failed), pairs=len(summary["pairs"]))
+    summary, failed, title = judged
     verdict = {
         PASSED: "passed",
         FAILED: "**failed**",

@@ -210,14 +210,8 @@ def chart(results: list[dict], path: Path) -> Path | None:
         for result in results:
             row = cells(result, variant)
             grid.append([labels.index(row.get(path, NOT_RUN)) for path in paths])
-        ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(labels) - 1, aspect="auto")
+        chart_style.numbered_heatmap(ax, grid, cmap, len(labels), names)
         ax.set_title(variant)
-        ax.set_xticks(range(len(paths)), [str(n) for n in range(1, len(paths) + 1)])
-        ax.set_yticks(range(len(results)), names)
-        ax.set_xticks([x - 0.5 for x in range(1, len(paths))], minor=True)
-        ax.set_yticks([y - 0.5 for y in range(1, len(results))], minor=True)
-        ax.grid(which="minor", color="white", linewidth=1)
-        ax.tick_params(which="both", length=0)
     fig.legend(
         handles=[Patch(facecolor=COLORS[x], edgecolor="#616161", label=x) for x in labels],
         loc="outside upper center",
