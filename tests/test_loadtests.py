@@ -125,6 +125,14 @@ def test_a_server_is_stopped_by_pid_when_the_run_fails() -> None:
     assert pids and not any(psutil.pid_exists(pid) and bounded_run._alive(pid) for pid in pids)
 
 
+def _command_line(process: psutil.Process) -> str:
+    """A child's command line, or '' for one that ended meanwhile."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_the_server_and_the_generator(stop: signal.Signals) -> None:
     command = [sys.executable, "-m", "scripts.cli", "load", "--variant", "baseline", "--duration", "60"]
@@ -132,11 +140,11 @@ def test_ctrl_c_or_sigterm_stops_the_server_and_the_generator(stop: signal.Signa
     seen: dict[int, psutil.Process] = {}
     try:
         deadline = time.monotonic() + LOCK_WAIT_S  # it may first wait for the machine lock
-        while time.monotonic() < deadline and not any("locust" in " ".join(p.cmdline()) for p in seen.values()):
+        while time.monotonic() < deadline and not any("locust" in _command_line(p) for p in seen.values()):
             with contextlib.suppress(psutil.Error):
                 seen.update({child.pid: child for child in orchestrator.children(recursive=True)})
             time.sleep(0.05)
-        assert any("uvicorn" in " ".join(p.cmdline()) for p in seen.values()), "the run never started"
+        assert any("uvicorn" in _command_line(p) for p in seen.values()), "the run never started"
         orchestrator.send_signal(stop)
         assert orchestrator.wait(timeout=30) != 0
     finally:

@@ -197,6 +197,14 @@ def test_a_server_that_does_not_start_exits_2() -> None:
         probe("plain_asgi:app", [broken], python=sys.executable, app_dir=PROBE_APPS, paths=["/"], requests=5)
 
 
+def _command_line(process: psutil.Process) -> str:
+    """A child's command line, or '' for one that ended meanwhile (the probe's short checks of the interpreter)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
+
+
 def test_ctrl_c_stops_every_server_and_leaves_nothing() -> None:
     command = [sys.executable, "-m", "scripts.cli", "probe", "plain_asgi:app", "--app-dir", str(PROBE_APPS)]
     command += ["--server", "asyncio-h11", "--requests", "100000"]
@@ -206,7 +214,7 @@ def test_ctrl_c_stops_every_server_and_leaves_nothing() -> None:
         parent = psutil.Process(probe_process.pid)
         deadline = time.monotonic() + 90  # the machine lock may be held by another run for a while
         while not servers and time.monotonic() < deadline and probe_process.poll() is None:
-            servers = [p for p in parent.children(recursive=True) if "uvicorn" in " ".join(p.cmdline())]
+            servers = [p for p in parent.children(recursive=True) if "uvicorn" in _command_line(p)]
             time.sleep(0.2)
         assert servers, "the probe never started its server"
         time.sleep(1.0)  # mid-traffic
