@@ -9,7 +9,7 @@ What the isolation keeps and drops (measured by the tests and the leak hunt, see
   loguru's `contextualize`) see what they see on a fresh connection: their process-wide configuration lives in
   module globals, not in the Context, and is kept.
 - Cost: no task, no extra trip through the event loop: the downstream runs in the request's own task, each of its
-  steps inside the fresh Context (`InContext`). contextvar_isolated_task keeps the previous mechanism (one task per
+  steps inside the fresh Context (`in_context`). contextvar_isolated_task keeps the previous mechanism (one task per
   request) measurable; both are measured in-process (paired, instructions) and under load.
 """
 
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
+import types
 from collections.abc import Coroutine, Generator
 from contextvars import ContextVar
 from typing import Annotated, Any, TypeVar
@@ -73,38 +75,44 @@ class RequestContextMiddleware:
             tenant_id_var.reset(tokens[2])
 
 
-class InContext:
-    """Awaitable: runs a coroutine to its end in the awaiting task, every step of it inside `context`.
+_NOTHING = object()
+_NONES = itertools.repeat(None)  # endless and stateless: one for every request
+
+
+@types.coroutine
+def in_context(coro: Coroutine[Any, Any, T], context: contextvars.Context) -> Generator[Any, Any, T]:
+    """Runs a coroutine to its end in the awaiting task, every step of it inside `context`.
 
     Why it works: a coroutine's code runs only inside its `send` and `throw` calls, and sees the context current during
     that call: for its ContextVars and for the copy that `create_task`, `run_in_threadpool` and anyio take. A Task makes
     those calls inside its own context; here each one is made inside `context`, from the task's own step, so no task is
     created. The rest passes through untouched: what the coroutine yields (a Future, or None for `sleep(0)`) reaches
-    the task as is, so the task waits on that future and `cancel()` finds it; what the task sends or throws back (a
+    the task as is, so the task waits on that future and `cancel()` finds it; what the task throws in (a
     CancelledError included) goes into the coroutine, which cleans up and re-raises. `current_task()` is the request's.
+
+    Why a `map`: each step is `context.run(coro.send, None)` made by map's C code (`yield from` resumes it without
+    running a line of Python), and the coroutine's return value arrives in the StopIteration that ends the map. Only a
+    throw (a cancellation) takes the Python path below. asyncio's tasks (uvloop's too) resume with `send(None)`; a loop
+    that sends values (trio) is not supported: the send fails with AttributeError inside the request.
     """
-
-    __slots__ = ("context", "coro")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], context: contextvars.Context) -> None:
-        self.coro, self.context = coro, context
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        run, coro = self.context.run, self.coro
-        step, value = coro.send, None
+    steps = map(context.run, itertools.repeat(coro.send), _NONES)
+    handed = _NOTHING  # what the coroutine yielded when an exception was thrown into it: the task gets it first
+    while True:
         try:
-            while True:
-                try:
-                    yielded = run(step, value)
-                except StopIteration as done:
-                    return done.value
-                try:
-                    step, value = coro.send, (yield yielded)
-                except BaseException as error:  # CancelledError, GeneratorExit: the coroutine decides, then re-raises
-                    step, value = coro.throw, error
-        finally:
-            value = None  # no exception -> traceback -> this frame -> exception cycle
-            run(coro.close)  # a no-op once it has ended; otherwise its `finally` blocks run in its own context
+            if handed is not _NOTHING:
+                yielded, handed = handed, _NOTHING
+                yield yielded
+            return (yield from steps)
+        except BaseException as error:
+            if coro.cr_frame is None:  # the coroutine raised it and has ended: out, with its traceback
+                raise
+            if isinstance(error, GeneratorExit):  # the request was closed: the downstream's cleanup, in its context
+                context.run(coro.close)
+                raise
+            try:  # thrown in by the task (a CancelledError, an exception a future ended with): the coroutine decides
+                handed = context.run(coro.throw, error)
+            except StopIteration as done:
+                return done.value
 
 
 class FreshContextMiddleware:
@@ -118,7 +126,7 @@ class FreshContextMiddleware:
             await self.app(scope, receive, send)  # the lifespan keeps its own context
             return
         context = contextvars.Context()
-        await InContext(context.run(self.app, scope, receive, send), context)
+        await in_context(context.run(self.app, scope, receive, send), context)
 
 
 class ContextFilter(logging.Filter):

@@ -103,3 +103,17 @@ def test_the_cells_table_gives_each_clean_cell_its_bound_and_marks_those_under_t
     assert row["explicit"].endswith(f"| {bounds.bound_text(299)} * |")  # clean, under the 300 target
     assert row["global_state"].endswith("| - |")  # it failed: no clean bound
     assert any(line.endswith(f"| {bounds.bound_text(3_000)} |") for line in lines)
+
+
+def test_every_pair_the_hunt_may_call_correct_is_planned_to_reach_its_target() -> None:
+    """A clean (approach, server kind) pair gets CORRECT_PAIR_TARGET requests over its cells, whatever its number of
+    configurations and fronts: daphne, hunted on one configuration, gets more per cell than uvicorn's many."""
+    for name in (registry.reference(), *registry.tagged(registry.BEHIND_PROXY)):
+        specs = sweep.hunt_plan((name,))
+        planned: dict[str, int] = {}
+        for spec in specs:
+            assert spec.stop_at >= HUNT_STOP_AT
+            planned[spec.config.kind] = planned.get(spec.config.kind, 0) + spec.stop_at * len(scenarios.SCENARIOS)
+        assert min(planned.values()) >= bounds.CORRECT_PAIR_TARGET, (name, planned)
+        by_kind = {spec.config.kind: spec.stop_at for spec in specs}
+        assert by_kind["uvicorn"] == HUNT_STOP_AT  # enough configurations already: no run longer than it needs

@@ -119,6 +119,7 @@ def test_the_fix_hint_says_whether_the_users_uvicorn_has_the_flag(tmp_path: Path
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
     missing = probe_command.fix_hint(stale, str(bare / "bin" / "python"))
     assert missing and "(not installed) has no --reset-contextvars" in missing
+    assert f"uvicorn>={servers.RESET_FLAG_SINCE}" in missing  # the release to upgrade to is named
 
 
 def test_a_wait_for_the_machine_lock_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,7 @@ def test_every_group_a_command_takes_is_in_the_registry() -> None:
     for tag in (registry.SERVER_COST, registry.CLIENT_LOAD, registry.VERSION_MATRIX, registry.OBSERVABILITY):
         assert registry.tagged(tag), f"no variant carries {tag!r}"
     assert len(registry.tagged(registry.COST_TARGET)) == 1
+    assert len(registry.tagged(registry.FIX)) == len(registry.tagged(registry.FIX_REFERENCE)) == 1
 
 
 @pytest.mark.parametrize("variant", registry.VARIANTS, ids=lambda v: v.name)

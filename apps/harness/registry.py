@@ -30,6 +30,8 @@ BEHIND_PROXY = "behind_proxy"  # also hunted behind each reverse proxy: the appr
 PLAIN_CONTEXTVAR = "plain_contextvar"  # the plain approach whose fate a server decides: what a release does to it
 COST_TARGET = "cost_target"  # the bench's target comparison: its subject ...
 COST_TARGET_REFERENCE = "cost_target_reference"  # ... against each of these
+FIX = "fix"  # the fix that needs no server setting: the report states what it costs ...
+FIX_REFERENCE = "fix_reference"  # ... over the approach it fixes, with the A/A beside it
 
 # In-process scenarios the expectations are written for (apps.harness.inprocess drives them):
 CONCURRENT = "concurrent"  # one task per request, all in flight together: many connections
@@ -100,14 +102,16 @@ VARIANTS: tuple[Variant, ...] = (
         "contextvar_asgi",
         APPROACH,
         "ContextVars set by a pure ASGI middleware, reset in `finally`.",
-        tags=frozenset({SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET, PLAIN_CONTEXTVAR, BEHIND_PROXY}),
+        tags=frozenset(
+            {SERVER_COST, CLIENT_LOAD, VERSION_MATRIX, COST_TARGET, PLAIN_CONTEXTVAR, BEHIND_PROXY, FIX_REFERENCE}
+        ),
         expected=expect(NONE, ENTRY_LEAK),
     ),
     Variant(
         "contextvar_isolated",
         APPROACH,
         "contextvar_asgi behind an outermost pure ASGI middleware that runs each request in a fresh `Context`.",
-        tags=frozenset({SERVER_COST, VERSION_MATRIX, BEHIND_PROXY}),
+        tags=frozenset({SERVER_COST, VERSION_MATRIX, BEHIND_PROXY, FIX}),
         expected=expect(NONE, NONE),
     ),
     Variant(

@@ -22,6 +22,10 @@ summary.json schema (all times are medians over every value of every run unless 
     aa: list, one per method: comparison of the A/A copy of baseline against baseline (must read "not significant")
     targets: list of comparisons named by the issue: contextvar_asgi against baseline, starlette_context and
         asgi_correlation_id, per method
+    fix_cost: what the fix (registry tag "fix") costs over the approach it fixes ("fix_reference"): subject,
+        reference, cpu (paired comparisons per method, from the full run's blocks), instructions (count comparisons
+        per method, threshold the A/A), aa_instructions_pct (the largest |A/A %|), one_layer_instructions (a pure ASGI
+        middleware layer: the depth slope)
     primitives: list: name, median_ns, mean_ns, stdev_pct, iqr_pct, runs, values, net_ns (median minus empty_loop)
     depth: list, one per kind ("pure_asgi", "basehttp") x depth: kind, depth, median_us, p25_us, p75_us, stdev_pct,
         runs, added_us (over depth 0 of the same kind), paired_vs_depth_0 (a paired comparison, depth > 0); and
@@ -46,7 +50,7 @@ summary.json schema (all times are medians over every value of every run unless 
             (CPU time beside the count, from `apps`), vs_baseline (a count comparison);
         aa: count comparison of baseline measured in a callgrind process of its own against baseline, per method;
         aa_max_abs_pct, repeatability_max_spread_pct (largest spread_pct of any app or depth row);
-        targets: contextvar_asgi against TARGET_REFERENCES, per method;
+        targets: contextvar_asgi against TARGET_REFERENCES, per method; fix: FIX_SUBJECT against FIX_REFERENCE;
         depth: kind, depth, instructions, spread_pct, ..., added (over depth 0); depth_per_layer: {kind: slope}.
         count comparison: subject, reference, method, added (instructions per request), added_pct, threshold_pct
         (the largest of |A/A %| and both sides' spread_pct), verdict ("more instructions", "fewer instructions",
@@ -84,6 +88,8 @@ MAIN_SERIES, AA_SERIES = "main", "aa"
 METHODS = ("get", "post")
 (TARGET_SUBJECT,) = registry.tagged(registry.COST_TARGET)
 TARGET_REFERENCES = registry.tagged(registry.COST_TARGET_REFERENCE)
+(FIX_SUBJECT,) = registry.tagged(registry.FIX)  # the fix that needs no server setting ...
+(FIX_REFERENCE,) = registry.tagged(registry.FIX_REFERENCE)  # ... and the approach it fixes
 DEPTH_KINDS = ("pure_asgi", "basehttp")
 EMPTY_LOOP = "empty_loop"
 SUMMARY_NAME = "summary.json"
@@ -444,6 +450,18 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
             paired = timed.get("paired_vs_baseline") or {}
             entry["cpu_paired_added_pct"] = paired.get("added_pct")
         rows.append(entry)
+    fix = [
+        compare_counts(
+            counts[(FIX_SUBJECT, method)],
+            counts[(FIX_REFERENCE, method)],
+            (FIX_SUBJECT, FIX_REFERENCE),
+            method,
+            aa_pct.get(method, 0),
+        )
+        | {"aa_pct": aa_pct.get(method)}
+        for method in METHODS
+        if (FIX_SUBJECT, method) in counts and (FIX_REFERENCE, method) in counts
+    ]
     targets = [
         compare_counts(
             counts[(TARGET_SUBJECT, method)],
@@ -483,6 +501,7 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
         "aa_max_abs_pct": max((abs(item["added_pct"]) for item in aa), default=None),
         "repeatability_max_spread_pct": max(spreads, default=None),
         "targets": targets,
+        "fix": fix,
         "depth": depth,
         "depth_per_layer": per_layer,
     }
@@ -511,6 +530,7 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
         ]
     depth, per_layer = summarize_depth(results_dir)
     per_layer_paired = add_paired_depth(paired, depth) if paired is not None else {}
+    instructions = summarize_instructions(results_dir, apps)
     summary = {
         "schema": SCHEMA,
         "environment": environment,
@@ -523,11 +543,33 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
         "depth": depth,
         "depth_per_layer_us": per_layer,
         "depth_per_layer_us_paired": per_layer_paired,
-        "instructions": summarize_instructions(results_dir, apps),
+        "instructions": instructions,
+        "fix_cost": fix_cost(paired, instructions),
     }
     if write:
         write_json(results_dir / SUMMARY_NAME, summary)
     return summary
+
+
+def fix_cost(paired: pyperf.BenchmarkSuite | None, instructions: dict | None) -> dict:
+    """The fix against the approach it fixes: paired CPU (same blocks, so the host's speed cancels) and counts."""
+    cpu = []
+    if paired is not None:
+        names = set(paired.get_benchmark_names())
+        cpu = [
+            paired_compare(paired, method, FIX_SUBJECT, FIX_REFERENCE)
+            for method in METHODS
+            if {paired_name(method, FIX_SUBJECT), paired_name(method, FIX_REFERENCE)} <= names
+        ]
+    counted = instructions or {}
+    return {
+        "subject": FIX_SUBJECT,
+        "reference": FIX_REFERENCE,
+        "cpu": cpu,
+        "instructions": counted.get("fix", []),
+        "aa_instructions_pct": counted.get("aa_max_abs_pct"),
+        "one_layer_instructions": (counted.get("depth_per_layer") or {}).get("pure_asgi"),
+    }
 
 
 def table(summary: dict) -> str:

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from loadtests import scenarios
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
 from scripts.common.results import LOAD_DIR, read_json, write_json
 from scripts.common.staged import MERGE, staged_run
-from scripts.load import bounded_run
+from scripts.load import bounded_run, bounds
 from scripts.load.fronts import DIRECT_FRONT
 from scripts.load.settings import HUNT_RUN_ESTIMATE_S
 
 RECORD = Path("hunt") / "run.json"  # under a folder of results/load/: loadstats reads only its top-level *.json
 HUNT_RUN_JSON = LOAD_DIR / RECORD
+
+
+def with_pair_targets(specs: list[bounded_run.RunSpec]) -> list[bounded_run.RunSpec]:
+    """Each hunt run's stop_at raised so that an (approach, server kind) pair that stays clean reaches
+    bounds.CORRECT_PAIR_TARGET validated requests over its cells in this plan: a kind hunted on one configuration
+    only (daphne) needs more requests per cell than uvicorn's eight. A cell that leaks still stops at its first leak."""
+    cells: dict[tuple[str, str], int] = {}
+    for spec in specs:
+        per_run = len(scenarios.SCENARIOS) if spec.scenario == scenarios.EACH else 1
+        key = (spec.variant, spec.config.kind)
+        cells[key] = cells.get(key, 0) + per_run
+    return [
+        dataclasses.replace(
+            spec,
+            stop_at=max(spec.stop_at, math.ceil(bounds.CORRECT_PAIR_TARGET / cells[(spec.variant, spec.config.kind)])),
+        )
+        if spec.stop_at > 0
+        else spec
+        for spec in specs
+    ]
 
 
 def estimate_s(specs: list[bounded_run.RunSpec], per_run_s: float = HUNT_RUN_ESTIMATE_S) -> float:

@@ -247,7 +247,9 @@ class Fronted:
 
 
 @contextlib.contextmanager
-def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterator[Fronted]:
+def fronting(
+    front: Front, upstream_port: int, cpus: tuple[int, ...], health_path: str = HEALTH_PATH
+) -> Iterator[Fronted]:
     """The front started in a temporary prefix in front of a serving server, answering /healthz through it on entry,
     stopped by PID and process group on exit whatever happened. Direct: nothing is started."""
     if front.is_direct:
@@ -266,7 +268,7 @@ def fronting(front: Front, upstream_port: int, cpus: tuple[int, ...]) -> Iterato
         fronted = Fronted(front, port, process, config, certificate)
         try:
             try:
-                wait_answering(process, f"{fronted.url}{HEALTH_PATH}", context=context)
+                wait_answering(process, f"{fronted.url}{health_path}", context=context)
             except NotServing as error:
                 raise RuntimeError(f"front {front.label}: {error}:\n{process.log_tail()}") from None
             process.processes()  # remember nginx's worker now that it is up

@@ -15,6 +15,9 @@ from types import MappingProxyType
 
 # The setting that starts every request in a fresh Context, per kind that has one (reported as "the fix").
 RESET_FLAG = "--reset-contextvars"
+# The first uvicorn release that has RESET_FLAG: uvicorn/main.py of the 0.44.0 wheel has no such option, 0.45.0's has
+# (checked in the wheels from PyPI; the version matrix asks each stack's uvicorn, and uvicorn-0.44 answers no).
+RESET_FLAG_SINCE = "0.45.0"
 RESET_WORKER = "apps.workers.UvicornResetWorker"
 RESET_H11_WORKER = "apps.workers.UvicornH11ResetWorker"
 

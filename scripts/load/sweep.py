@@ -158,7 +158,7 @@ def plan(
 
 def hunt_plan(variants: tuple[str, ...]) -> list[bounded_run.RunSpec]:
     """The leak hunt of these variants: every scenario on every hunt configuration, and behind the proxies."""
-    return list(plan(QUICK, variants, scenarios.SCENARIOS))
+    return hunt.with_pair_targets(list(plan(QUICK, variants, scenarios.SCENARIOS)))
 
 
 def progress(done: int, total: int, started: float) -> str:
@@ -223,7 +223,8 @@ def selected(args: argparse.Namespace) -> list[bounded_run.RunSpec]:
     variants = tuple(args.variant or (variant.name for variant in registry.VARIANTS))
     chosen_fronts = tuple(map(fronts.get, args.front)) if getattr(args, "front", None) else None
     specs = plan(args.mode, variants, tuple(args.scenario or scenarios.SCENARIOS), chosen_fronts)
-    return [spec for spec in specs if not args.server or spec.config.label in args.server]
+    chosen = [spec for spec in specs if not args.server or spec.config.label in args.server]
+    return hunt.with_pair_targets(chosen) if args.mode == QUICK else chosen
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:

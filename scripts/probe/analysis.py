@@ -37,6 +37,15 @@ def inconclusive_reason(row: dict) -> str | None:
             f"{len(short) if per_connection else 'no'} of {len(per_connection)} connections carried fewer than"
             f" {MIN_ANSWERED_PER_CONNECTION} answered requests (a connection-scoped leak cannot show)"
         )
+    if row.get("behind_front"):
+        # what must carry several requests is the proxy's upstream connection to the app, as the server saw it (the
+        # peer address of each request): one request per upstream connection, and nothing can carry over
+        upstream = row.get("requests_per_upstream_connection") or []
+        if not any(count >= MIN_ANSWERED_PER_CONNECTION for count in upstream):
+            reasons.append(
+                f"the front reused none of its {len(upstream)} upstream connections for a second request (nothing"
+                " can carry over from one request to the next on them)"
+            )
     if row.get("sentinel_errors"):
         reasons.append(f"the sentinel failed on {row['sentinel_errors']} requests ({row.get('sentinel_error')})")
     return "; ".join(reasons) or None
@@ -58,7 +67,7 @@ def _merge(findings: list[dict]) -> list[dict]:
             key,
             {"name": key[0], "module": key[1], "type": finding["type"], "count": 0, "data_leaks": 0, "hashes": {}},
         )
-        for counter in ("count", "data_leaks", "shared", "read_before_fresh", "kept", "replaced"):
+        for counter in ("count", "data_leaks", "other_client_leaks", "shared", "read_before_fresh", "kept", "replaced"):
             into[counter] = into.get(counter, 0) + finding.get(counter, 0)
         for digest, count in finding["hashes"].items():
             into["hashes"][digest] = into["hashes"].get(digest, 0) + count
@@ -85,6 +94,15 @@ def server_document(result: ServerResult) -> dict:
                 "stale_requests": max((item["count"] for item in stale), default=0),
                 # requests that saw a value another request sent (counted once however many ContextVars held it)
                 "data_leaks": sum(report.get("leaking_requests", {}).get(phase, 0) for report in result.reports),
+                # ... a value another client sent (another connection of the probe; behind a front, any other request)
+                "other_client_leaks": sum(
+                    report.get("other_client_requests", {}).get(phase, 0) for report in result.reports
+                ),
+                "requests_per_upstream_connection": sorted(
+                    count
+                    for report in result.reports
+                    for count in report.get("requests_per_connection", {}).get(phase, [])
+                ),
                 "sentinel_errors": sum(report.get("sentinel_errors", {}).get(phase, 0) for report in result.reports),
                 "sentinel_error": next(
                     (report["sentinel_last_error"] for report in result.reports if report.get("sentinel_last_error")),
@@ -97,6 +115,7 @@ def server_document(result: ServerResult) -> dict:
     baseline = result.reports[0]["baseline"] if result.reports else []
     return {
         **result.config.as_dict(),
+        "front": result.front,
         "command": result.command,
         "processes": len(result.reports),
         "baseline": baseline,
@@ -106,6 +125,12 @@ def server_document(result: ServerResult) -> dict:
             f"{row['kind']} {row['method']} {row['path']}: {row['inconclusive']}" for row in rows if row["inconclusive"]
         ],
     }
+
+
+def where(server: dict) -> str:
+    """The server's label, and the front before it when there is one: `uvicorn-default via nginx`."""
+    front = (server.get("front") or {}).get("label", "direct")
+    return server["label"] if front == "direct" else f"{server['label']} via {front}"
 
 
 def _where(item: dict) -> str:
@@ -131,7 +156,10 @@ def table(servers: list[dict]) -> str:
             traffic = f"{row['kind']} {row['method']} {row['path']}"
             verdict = row["verdict"] if row["verdict"] != INCONCLUSIVE else "INCONCLUSIVE (see below)"
             answered = f"{row['answered']}/{row['sent']} {status_summary(row)}"
-            lines.append((server["label"], traffic, answered, stale, str(row["data_leaks"]), verdict))
+            data = str(row["data_leaks"])
+            if row.get("other_client_leaks"):
+                data += f" ({row['other_client_leaks']} another client's)"
+            lines.append((where(server), traffic, answered, stale, data, verdict))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     rendered = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -146,9 +174,10 @@ def table(servers: list[dict]) -> str:
                 if len(ranked) > 2:
                     hashes += f" and {len(ranked) - 2} more distinct values"
                 details.append(
-                    f"  {server['label']} / {row['kind']} {row['path']}: {item['name']} ({_where(item)}),"
+                    f"  {where(server)} / {row['kind']} {row['path']}: {item['name']} ({_where(item)}),"
                     f" type {item['type']}, value hashes {hashes}"
                     + (f", data-level leaks {item['data_leaks']}" if item["data_leaks"] else "")
+                    + (f" ({item['other_client_leaks']} another client's)" if item.get("other_client_leaks") else "")
                 )
                 if triage_words(item):
                     details.append(f"      {triage_words(item)}")
@@ -156,7 +185,7 @@ def table(servers: list[dict]) -> str:
                 details += [f"      value {value}" for value in item.get("values", [])]
     if details:
         rendered += ["", "stale ContextVars (created in, value type, sha256 of repr(value)):", *details]
-    unsure = [f"  {server['label']} / {line}" for server in servers for line in server.get("inconclusive", [])]
+    unsure = [f"  {where(server)} / {line}" for server in servers for line in server.get("inconclusive", [])]
     if unsure:
         rendered += ["", "inconclusive rows (no verdict: the evidence was not gathered):", *unsure]
     return "\n".join(rendered)
@@ -221,7 +250,7 @@ def verdict(servers: list[dict]) -> str:
     by = {key: [s for s in servers if server_verdict(s) == key] for key in (STALE, INCONCLUSIVE, CLEAN)}
     parts = []
     if by[STALE]:
-        parts.append(f"stale state found on: {', '.join(s['label'] for s in by[STALE])}")
+        parts.append(f"stale state found on: {', '.join(where(s) for s in by[STALE])}")
         kept = sum(item.get("kept", 0) for s in by[STALE] for row in s["rows"] for item in row["stale"])
         replaced = sum(item.get("replaced", 0) for s in by[STALE] for row in s["rows"] for item in row["stale"])
         if kept or replaced:
@@ -229,12 +258,15 @@ def verdict(servers: list[dict]) -> str:
                 f" ({kept} stale values kept to the response: those requests ran with another request's state;"
                 f" {replaced} replaced by the app before it responded)"
             )
+        other = sum(row.get("other_client_leaks", 0) for s in by[STALE] for row in s["rows"])
+        if other:
+            parts[-1] += f"; {other} requests held data another client sent"
     if by[INCONCLUSIVE]:
-        unsure = [f"{s['label']} ({s['inconclusive'][0]}{' and more' if len(s['inconclusive']) > 1 else ''})"
+        unsure = [f"{where(s)} ({s['inconclusive'][0]}{' and more' if len(s['inconclusive']) > 1 else ''})"
                   for s in by[INCONCLUSIVE]]  # fmt: skip
         parts.append(f"INCONCLUSIVE (no verdict) on: {', '.join(unsure)}")
     if by[CLEAN]:
-        parts.append(f"no stale state on: {', '.join(s['label'] for s in by[CLEAN])}")
+        parts.append(f"no stale state on: {', '.join(where(s) for s in by[CLEAN])}")
     return "; ".join(parts)
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.load import servers
-from scripts.load.process import Managed, NotServing, free_port, wait_answering
+from scripts.load.fronts import DIRECT_FRONT, Front
+from scripts.load.process import Managed, NotServing, free_port, fronting, wait_answering
 from scripts.load.servers import ServerConfig
-from scripts.load.settings import HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
+from scripts.load.settings import FRONT_CPUS, HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
 from scripts.probe import sentinel
 from scripts.probe.traffic import Row, RowResult, run_row
 
@@ -73,6 +74,7 @@ class ServerResult:
     command: list[str]
     rows: list[tuple[str, RowResult]] = field(default_factory=list)  # (phase, result)
     reports: list[dict] = field(default_factory=list)  # one per server process that served requests
+    front: dict = field(default_factory=DIRECT_FRONT.as_dict)  # the reverse proxy before it (label, version, config)
 
 
 def install_sentinel(target: Target) -> None:
@@ -183,8 +185,10 @@ def probe_server(
     rows: list[Row],
     requests: int,
     progress: Callable[[str], None] = lambda line: None,
+    front: Front = DIRECT_FRONT,
 ) -> ServerResult:
-    """Start, wait for the sentinel, send every row, flush, stop by PID (whatever happens), read the reports."""
+    """Start, wait for the sentinel, start the front (if any) before it, send every row through it, flush, stop both
+    by PID (whatever happens), read the reports."""
     report_dir = target.workdir / config.label
     report_dir.mkdir(parents=True)
     port = free_port()
@@ -197,16 +201,23 @@ def probe_server(
     try:
         wait_ready(server, port, report_dir, config.label)
         server.processes()  # remember the workers now that they are up
-        for index, row in enumerate(rows):
-            phase = f"row{index}"
-            started = time.monotonic()
-            done = run_row(row, phase, HOST, port, requests, list(target.identity), target.identity_format)
-            result.rows.append((phase, done))
-            statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items())) or "none"
-            progress(
-                f"  {config.label}: {row.label}: {done.answered}/{done.sent} answered ({statuses})"
-                f" in {time.monotonic() - started:.1f}s"
-            )
+        where = config.label if front.is_direct else f"{config.label} via {front.label}"
+        try:
+            with fronting(front, port, FRONT_CPUS, health_path=sentinel.READY_PATH) as fronted:
+                result.front = fronted.as_dict()
+                for index, row in enumerate(rows):
+                    phase = f"row{index}"
+                    started = time.monotonic()
+                    identity, form = list(target.identity), target.identity_format
+                    done = run_row(row, phase, HOST, fronted.port, requests, identity, form)
+                    result.rows.append((phase, done))
+                    statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items()))
+                    progress(
+                        f"  {where}: {row.label}: {done.answered}/{done.sent} answered ({statuses or 'none'})"
+                        f" in {time.monotonic() - started:.1f}s"
+                    )
+        except RuntimeError as error:  # the front did not start or answer: a broken setup, not a verdict
+            raise ProbeError(str(error).splitlines()[0]) from None
         flush(port)
         if server.process.poll() is not None:
             raise _failure(server, report_dir, f"{config.label} exited during the probe")

@@ -31,7 +31,7 @@ from scripts.common.arguments import (
 )
 from scripts.common.lock import LOCK_PATH, MachineBusy, exclusive_run
 from scripts.common.results import write_json
-from scripts.load import servers
+from scripts.load import fronts, servers
 from scripts.load.process import LeftBehind
 from scripts.load.servers import ServerConfig
 from scripts.probe import analysis, sentinel
@@ -58,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="server configuration (repeatable; labels of `ctxbench load`); default: "
         + ", ".join(config.label for config in servers.PROBE_DEFAULT),
+    )
+    parser.add_argument(
+        "--front",
+        type=one_of("front", fronts.BY_LABEL),
+        default=fronts.DIRECT_FRONT.label,
+        metavar="LABEL",
+        help="the reverse proxy your deployment puts before the server, started on 127.0.0.1 with upstream keep-alive"
+        f" ({', '.join(fronts.BY_LABEL)}; default %(default)s): every request then comes from a client connection of"
+        " its own, and data another client sent is counted apart",
     )
     parser.add_argument(
         "--python",
@@ -181,13 +190,16 @@ def probe(
     identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
     fail_on: str = "any",
     progress: Callable[[str], None] = lambda line: None,
+    front: fronts.Front = fronts.DIRECT_FRONT,
 ) -> dict:
     """The whole probe as data (raises ProbeError); `run` prints it. Tests pass configurations of their own."""
     if ":" not in app:
         raise ProbeError(f"the app must be MODULE:APP, got {app!r}")
     if not app_dir.is_dir():
         raise ProbeError(f"no such app directory: {app_dir}")
-    rows = plan(paths, post_path, stream_path)
+    if front.missing():
+        raise ProbeError(front.missing() or "")
+    rows = plan(paths, post_path, stream_path, fronted=not front.is_direct)
     with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
         target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback, identity_format)
         install_sentinel(target)
@@ -196,7 +208,8 @@ def probe(
         with _machine(progress):  # the machine's two cores are shared with ctxbench's load runs: wait our turn
             for config in configs:
                 progress(f"{config.label}: starting")
-                documents.append(analysis.server_document(probe_server(target, config, rows, requests, progress)))
+                served = probe_server(target, config, rows, requests, progress, front)
+                documents.append(analysis.server_document(served))
         hint = fix_hint(documents, python)
     return {
         "app": app,
@@ -206,6 +219,7 @@ def probe(
         "requests_per_row": requests,
         "identity_headers": list(identity),
         "identity_format": identity_format,
+        "front": front.label,
         "servers": documents,
         "stale_found": any(document["stale_found"] for document in documents),
         "inconclusive": any(document["inconclusive"] for document in documents),
@@ -241,9 +255,9 @@ def fix_hint(documents: list[dict], python: str) -> str | None:
             f" --worker-class {servers.RESET_WORKER} (apps/workers.py, copy it into your project)"
         )
     return (
-        f"fix: your uvicorn ({version}) has no {servers.RESET_FLAG} (its --help does not list it): upgrade uvicorn"
-        f" to a release that lists it in `python -m uvicorn --help`, or start each request in a fresh Context in"
-        f" your outermost middleware"
+        f"fix: your uvicorn ({version}) has no {servers.RESET_FLAG} (its --help does not list it; uvicorn has it"
+        f" from {servers.RESET_FLAG_SINCE} on): upgrade to uvicorn>={servers.RESET_FLAG_SINCE} and pass it, or start"
+        f" each request in a fresh Context in your outermost middleware (README: the fix that needs no server setting)"
     )
 
 
@@ -252,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
         configs = _configs(args.server)
         paths = _check_paths(args)
         app_dir = Path(os.path.abspath(args.app_dir or os.getcwd()))
+        front = fronts.get(args.front)
+        if front.missing():
+            raise ProbeError(front.missing() or "")
         print(f"probing {args.app} under {', '.join(c.label for c in configs)} ...", file=sys.stderr, flush=True)
         document = probe(
             args.app,
@@ -268,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
             identity_format=args.identity_format,
             fail_on=args.fail_on,
             progress=_progress,
+            front=front,
         )
     except ProbeError as exc:
         return _fail(str(exc))

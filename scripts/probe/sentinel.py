@@ -66,6 +66,8 @@ PREFIX = "/__ctxbench_probe__/"
 READY_PATH = PREFIX + "ready"
 FLUSH_PATH = PREFIX + "flush"
 PHASE_HEADER = b"x-ctxbench-probe-phase"  # which traffic a request belongs to; removed before the app sees it
+CLIENT_HEADER = b"x-ctxbench-probe-client"  # which client sent it (a connection of the probe); removed the same way
+MAX_TRACKED_TOKENS = 200_000  # identity value -> its client: bounded, whatever the request count
 IDENTITY_FORMAT_ENV = "CTXBENCH_PROBE_IDENTITY_FORMAT"
 # What the driver's identity values look like (`--identity-format`), and how the sentinel finds them in any text.
 # uuid by default: request-id libraries (asgi-correlation-id's validator) drop a header value that is not a UUID.
@@ -410,6 +412,11 @@ class Sentinel:
         self.stale: dict[str, dict[str, dict]] = {}  # phase -> var key -> finding
         self.isolated: dict[str, int] = {}  # phase -> stale requests whose app ran in a Context of its own
         self.leaking_requests: dict[str, int] = {}  # phase -> requests that saw another request's identity value
+        self.other_client_requests: dict[str, int] = {}  # phase -> ... a value another *client* sent
+        self.token_clients: dict[str, str] = {}  # identity value -> the client that sent it
+        # phase -> server-side connection (the peer address the server reports) -> requests it carried: behind a
+        # proxy, whether the proxy reused its upstream connections (else nothing can carry over from one to the next)
+        self.connections: dict[str, dict[str, int]] = {}
         self.modules: dict[contextvars.ContextVar, str | None] = {}
         self.errors: dict[str, int] = {}  # phase -> requests whose bookkeeping failed (never the request itself)
         self.last_error: str | None = None
@@ -443,6 +450,8 @@ class Sentinel:
             "requests": self.requests,
             "stale": self.stale,
             "leaking_requests": self.leaking_requests,
+            "other_client_requests": self.other_client_requests,
+            "requests_per_connection": {phase: sorted(counts.values()) for phase, counts in self.connections.items()},
             "isolated": self.isolated,
             "sentinel_errors": self.errors,
             "sentinel_last_error": self.last_error,
@@ -493,22 +502,30 @@ class Sentinel:
             suspects.append((var, value, STALE))
         return suspects
 
-    def record(self, phase: str, suspects: list[tuple[Any, object, str]], own: set[str], read: bool = False) -> None:
-        leaked = False
+    def record(
+        self, phase: str, suspects: list[tuple[Any, object, str]], own: set[str], client: str, read: bool = False
+    ) -> None:
+        leaked, foreign_client = False, False
         for var, value, kind in suspects:
             try:
-                leaked = self.record_one(phase, var, value, kind, own, read) or leaked
+                found, other = self.record_one(phase, var, value, kind, own, client, read)
+                leaked, foreign_client = leaked or found, foreign_client or other
             except Exception as exc:  # never into the request; the row becomes inconclusive
                 self.failed(phase, exc)
         if leaked:
             self.leaking_requests[phase] = self.leaking_requests.get(phase, 0) + 1
+        if foreign_client:
+            self.other_client_requests[phase] = self.other_client_requests.get(phase, 0) + 1
 
-    def record_one(self, phase: str, var: Any, value: object, kind: str, own: set[str], read: bool) -> bool:
+    def record_one(
+        self, phase: str, var: Any, value: object, kind: str, own: set[str], client: str, read: bool
+    ) -> tuple[bool, bool]:
+        """Count one stale value; (it held another request's identity value, ... one another client sent)."""
         key = f"{var.name}@{id(var)}"
         finding = self.stale.setdefault(phase, {}).get(key)
         if finding is None:
             finding = dict(self.describe(var, value), count=0, data_leaks=0, hashes={}, values=[])
-            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0, data_paths=[])
+            finding.update(shared=0, read_before_fresh=0, kept=0, replaced=0, data_paths=[], other_client_leaks=0)
             self.stale[phase][key] = finding
         finding["count"] += 1
         if kind == SHARED:
@@ -522,6 +539,10 @@ class Sentinel:
         leaked = kind == SHARED or bool(paths)
         if leaked:
             finding["data_leaks"] += 1
+        # an identity value whose sender is known and is not this request's client (unknown: not counted as another's)
+        other = any(self.token_clients.get(token, client) != client for token in paths)
+        if other:
+            finding["other_client_leaks"] += 1
         for path in paths.values():
             if path not in finding["data_paths"] and len(finding["data_paths"]) < MAX_DATA_PATHS:
                 finding["data_paths"].append(path)
@@ -532,7 +553,7 @@ class Sentinel:
                 preview = "<unrepresentable>"
             if preview not in finding["values"]:
                 finding["values"].append(preview)
-        return leaked
+        return leaked, other
 
     def triage(self, phase: str, suspects: list[tuple[Any, object, str]]) -> None:
         """At the response's final message, in the app's Context: does each suspect still hold its entry value (kept:
@@ -560,7 +581,7 @@ class Sentinel:
         if scope["type"] == "http" and path.startswith(PREFIX):
             await self.answer(path, send)
             return
-        phase = "other"
+        phase, client = "other", ""
         own: set[str] = set()
         headers = []
         for name, value in scope.get("headers", []):
@@ -568,11 +589,20 @@ class Sentinel:
             if lowered == PHASE_HEADER:
                 phase = value.decode("latin-1")
                 continue
+            if lowered == CLIENT_HEADER:
+                client = value.decode("latin-1")
+                continue
             if lowered in self.identity:
                 own.update(self.token_re.findall(value.decode("latin-1")))
             headers.append((name, value))
         self.seen_tokens.update(own)
+        if client and len(self.token_clients) < MAX_TRACKED_TOKENS:
+            self.token_clients.update(dict.fromkeys(own, client))
         self.requests[phase] = self.requests.get(phase, 0) + 1
+        address = scope.get("client")  # (host, port), a list on some servers, or None (a unix socket)
+        peer = f"{address[0]}:{address[1]}" if address and len(address) == 2 else "?"
+        per_peer = self.connections.setdefault(phase, {})
+        per_peer[peer] = per_peer.get(peer, 0) + 1
         scope = dict(scope, headers=headers)
         try:
             suspects = self.suspects_at_entry(context, own)
@@ -583,10 +613,17 @@ class Sentinel:
             self.write()
             await self.app(scope, receive, send)
             return
-        await self.watched(phase, scope, receive, send, suspects, own)
+        await self.watched(phase, scope, receive, send, suspects, own, client)
 
     async def watched(
-        self, phase: str, scope: dict, receive: Any, send: Any, suspects: list[tuple[Any, object, str]], own: set[str]
+        self,
+        phase: str,
+        scope: dict,
+        receive: Any,
+        send: Any,
+        suspects: list[tuple[Any, object, str]],
+        own: set[str],
+        client: str,
     ) -> None:
         """Run the app on a request that starts with suspect values, and tell whether any of its code saw them.
 
@@ -607,7 +644,7 @@ class Sentinel:
             settled.append(used)
             if used:
                 watch.active = False  # counted already: no need to watch its reads
-                self.record(phase, suspects, own)
+                self.record(phase, suspects, own, client)
                 self.write(force=True)
 
         async def watched_receive() -> Any:
@@ -635,7 +672,7 @@ class Sentinel:
                 elif not settled[0]:
                     read = [item for item in suspects if watch.everything or id(item[0]) in watch.read]
                     if read:
-                        self.record(phase, read, own, read=True)
+                        self.record(phase, read, own, client, read=True)
                     else:
                         self.isolated[phase] = self.isolated.get(phase, 0) + 1
                     self.write(force=True)

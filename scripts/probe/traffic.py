@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from loadtests.pipeline import PipelineClient, ProtocolError
-from scripts.probe.sentinel import DEFAULT_IDENTITY_FORMAT, PHASE_HEADER
+from scripts.probe.sentinel import CLIENT_HEADER, DEFAULT_IDENTITY_FORMAT, PHASE_HEADER
 
 IO_TIMEOUT_S = 10.0  # a stalled server ends the exchange, never hangs the probe
 ROW_TIMEOUT_S = 60.0  # a row stops by itself, whatever its budget
@@ -24,6 +24,7 @@ POST_BYTES = 256 * 1024  # large enough for the server to pause and resume its s
 KEEPALIVE_CONNECTIONS = 4  # concurrent keep-alive connections, so requests interleave in the server
 PIPELINE_CONNECTIONS = 2
 PIPELINE_DEPTH = 8  # requests written back to back before reading
+FRONT_CLIENTS = 8  # behind a front: keep-alive clients at once, each its own connection (and identity values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +37,29 @@ class Row:
     body_bytes: int = 0
     connections: int = KEEPALIVE_CONNECTIONS
     depth: int = 1
+    # Behind a front: each client (a keep-alive connection of its own, with its own identity values) reaches the app
+    # through the proxy's pool of upstream connections, so what the proxy carries over is another client's
+    behind_front: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.kind} {self.method} {self.path}"
 
 
-def plan(paths: list[str], post_path: str | None, stream_path: str | None) -> list[Row]:
-    """Every path known to leak: concurrent keep-alive and pipelined GETs per path, large bodies, streaming."""
+def plan(paths: list[str], post_path: str | None, stream_path: str | None, fronted: bool = False) -> list[Row]:
+    """Every path known to leak: concurrent keep-alive and pipelined GETs per path, large bodies, streaming.
+
+    Behind a front: FRONT_CLIENTS keep-alive clients per row and nothing pipelined (the proxies send one request at a
+    time on an upstream connection, so client-side pipelining never reaches the app).
+    """
+    if fronted:
+        clients = {"connections": FRONT_CLIENTS, "behind_front": True}
+        rows = [Row("clients", path, **clients) for path in paths]
+        if post_path:
+            rows.append(Row("clients-post", post_path, method="POST", body_bytes=POST_BYTES, **clients))
+        if stream_path:
+            rows.append(Row("clients-stream", stream_path, **clients))
+        return rows
     rows: list[Row] = []
     for path in paths:
         rows.append(Row("concurrent", path))
@@ -73,8 +89,11 @@ def encode(
     carry: bool,
     body: bytes,
     form: str = DEFAULT_IDENTITY_FORMAT,
+    client: str = "",
 ) -> bytes:
     lines = [f"{row.method} {row.path} HTTP/1.1", f"Host: {host}", f"{PHASE_HEADER.decode()}: {phase}"]
+    if client:  # who sent it: the sentinel tells another client's identity values from this client's own
+        lines.append(f"{CLIENT_HEADER.decode()}: {client}")
     if carry:  # alternate requests only: the others must show whether they see someone else's value
         lines += [f"{name}: {identity_value(form)}" for name in identity]
     if row.method == "POST":
@@ -115,6 +134,7 @@ class RowResult:
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
             "first_error": self.first_error,
             "answered_per_connection": list(self.per_connection),
+            "behind_front": self.row.behind_front,
         }
 
 
@@ -142,8 +162,9 @@ def run_row(
         numbers = iter(range(index, index + shares[index]))  # every other request of a connection carries identity
         try:
             while time.monotonic() < deadline and (batch := list(itertools.islice(numbers, row.depth))):
+                who = f"{phase}.{index}"  # a client is a connection of the row
                 payload = b"".join(
-                    encode(row, phase, host_header, identity, number % 2 == 0, body, form) for number in batch
+                    encode(row, phase, host_header, identity, number % 2 == 0, body, form, who) for number in batch
                 )
                 try:
                     timed = client.exchange_raw(payload, len(batch))

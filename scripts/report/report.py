@@ -151,7 +151,64 @@ def _bench_section(bench: dict | None) -> list[str]:
         + ", ".join(f"{kind} {slope:.1f} µs" for kind, slope in per_layer.items())
         + ".",
     ]
-    return lines + _instruction_lines(bench.get("instructions"))
+    return lines + _instruction_lines(bench.get("instructions")) + _fix_cost_lines(bench.get("fix_cost"))
+
+
+def _fix_cost_parts(fix: dict | None) -> list[str]:
+    """Per method: the fix's instructions and paired CPU over the approach it fixes, each with its band."""
+    if not fix:
+        return []
+    cpu = {item["method"]: item for item in fix.get("cpu", [])}
+    parts = []
+    for counted in fix.get("instructions", []):
+        method = counted["method"]
+        text = (
+            f"{method.upper()} {counted['added']:+,.0f} instructions ({counted['added_pct']:+.2f}%; A/A and repeats"
+            f" ±{counted['threshold_pct']:.2f}%: {counted['verdict']})"
+        )
+        timed = cpu.get(method)
+        if timed is not None:
+            text += (
+                f", paired CPU {timed['added_us']:+.1f} µs ({timed['added_pct']:+.1f}%, threshold"
+                f" {timed['threshold_pct']:.1f}%: {timed['verdict']})"
+            )
+        parts.append(text)
+    return parts
+
+
+def fix_cost_line(fix: dict | None) -> list[str]:
+    """The first screen's sentence: what the fix costs over the approach it fixes, with the A/A band."""
+    parts = _fix_cost_parts(fix)
+    if not parts or fix is None:
+        return []
+    return [f"What the fix costs over `{fix['reference']}`: " + "; ".join(parts) + "."]
+
+
+def _fix_cost_lines(fix: dict | None) -> list[str]:
+    """BENCH.md: the fix against the approach it fixes, in instructions and paired CPU, with what one layer costs."""
+    parts = _fix_cost_parts(fix)
+    if not parts or fix is None:
+        return []
+    layer = fix.get("one_layer_instructions")
+    within = all(item["verdict"] == "not resolved" for item in fix["instructions"])
+    lines = [
+        "",
+        "### The fix's cost",
+        "",
+        f"`{fix['subject']}` against `{fix['reference']}` (the approach it fixes), in-process: the counts from their "
+        "own callgrind processes, CPU time paired in the same blocks of the full run.",
+        "",
+        *[f"- {part}" for part in parts],
+        "",
+        "Target (issue: the fix as cheap as the approach that leaks): instructions within the A/A band, "
+        + ("met." if within else "missed."),
+    ]
+    if layer is not None:
+        lines[-1] += (
+            f" For scale: one more pure ASGI middleware layer, which any fix placed outermost is, costs {layer:,.0f}"
+            " instructions per request (the depth slope above)."
+        )
+    return lines
 
 
 def _instruction_lines(counted: dict | None) -> list[str]:
@@ -548,6 +605,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
             results_dir / resultfiles.SOAK_DIR.relative_to(resultfiles.RESULTS),
             results_dir / resultfiles.SOAK_FOLLOWUP_DIR.relative_to(resultfiles.RESULTS),
         ),
+        *fix_cost_line((sources["bench"] or {}).get("fix_cost")),
         "",
         *_blank_after(proxy.answer_lines(sources["load"])),  # behind a proxy: the figure that matters, first
         *_opening_chart(sources),

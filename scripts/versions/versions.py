@@ -24,7 +24,7 @@ from scripts.common.lock import exclusive_run
 from scripts.common.staged import staged_run
 from scripts.load import servers
 from scripts.load.bounded_run import RunSpec, cells_of, execute
-from scripts.load.settings import QUICK_USERS_PER_SCENARIO
+from scripts.load.settings import HUNT_STOP_AT, QUICK_DURATION_S, QUICK_USERS_PER_SCENARIO, QUICK_WARMUP_S
 from scripts.versions import envs, report
 from scripts.versions.stacks import BY_NAME, STACKS, Stack, lock_problems
 
@@ -36,7 +36,9 @@ HUNT_CONFIGS = (servers.UVLOOP_HTTPTOOLS, servers.ASYNCIO_H11)
 # 200 mixed requests per in-process scenario: the chained leaks are deterministic (every request after the first
 # starts in its predecessor's context), so more requests only cost time on eight stacks.
 REQUESTS = 200
-DURATION_S, WARMUP_S = 3.0, 0.5  # per variant x server config: a leak on one connection shows within a second
+# per variant x server config, as the leak hunt runs its cells: the run stops once every scenario cell has a downstream
+# leak or HUNT_STOP_AT requests (its clean bound at <= 1%), at the latest after DURATION_S
+DURATION_S, WARMUP_S = QUICK_DURATION_S, QUICK_WARMUP_S
 INSIDE_TIMEOUT_S = 600
 
 
@@ -68,7 +70,7 @@ def inside(env: envs.Env, requests: int, variants: tuple[str, ...]) -> dict:
 def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration_s: float, warmup_s: float) -> dict:
     """One bounded run of every scenario at once; per scenario the leak/lost/other counts, or why it could not run."""
     users = QUICK_USERS_PER_SCENARIO * len(scenarios.SCENARIOS)
-    spec = RunSpec(variant, scenarios.EACH, users, duration_s, warmup_s, config, tag="versions")
+    spec = RunSpec(variant, scenarios.EACH, users, duration_s, warmup_s, config, tag="versions", stop_at=HUNT_STOP_AT)
     try:
         with exclusive_run():  # the load sweeps hold the same lock between runs; we wait for the machine
             result = execute(spec, python=str(env.python))
@@ -112,6 +114,7 @@ def hunt(env: envs.Env, variants: tuple[str, ...], reset: bool, duration_s: floa
         "duration_s": duration_s,
         "warmup_s": warmup_s,
         "users_per_scenario": QUICK_USERS_PER_SCENARIO,
+        "stop_at": HUNT_STOP_AT,
         "reset_flag": reset,
         "runs": runs,
     }
