@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from scripts.common.environment import ROOT
-from scripts.load import reaper, servers
+from scripts.load import process, reaper, servers
 
 LOCK_WAIT_S = 240.0  # the run may first wait for the machine lock
 GONE_S = 10.0  # the parent-death signal and the watchdog act at once; this is slack for a busy machine
@@ -134,3 +135,20 @@ def test_without_the_parent_death_signal_the_child_would_be_left() -> None:
             middle.kill()
         if child is not None:
             kill_left([child])
+
+
+def test_a_started_process_takes_sigint_even_when_ctxbench_ignores_it(tmp_path: Path) -> None:
+    """Run from a background job of a non-interactive shell (CI, nohup), ctxbench has SIGINT ignored, and an ignored
+    signal stays ignored across exec: HAProxy then ignored stop()'s SIGINT until the SIGKILL 10 s later."""
+    report = "import signal; print(signal.getsignal(signal.SIGINT), flush=True)"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = process.Managed([sys.executable, "-c", report], (0,), tmp_path / "child.log")
+        child.process.wait(timeout=30)
+        child.stop()
+        # the control: the same child started plainly inherits the ignored SIGINT
+        plain = subprocess.run([sys.executable, "-c", report], capture_output=True, text=True, timeout=30, check=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "default_int_handler" in (tmp_path / "child.log").read_text()
+    assert plain.stdout.strip() in ("1", "Handlers.SIG_IGN")  # SIG_IGN, printed as its number

@@ -47,6 +47,10 @@ class Managed:
         def in_child() -> None:
             reaper.die_with_parent(parent)  # a SIGKILLed orchestrator stops nothing itself (see scripts.load.reaper)
             os.sched_setaffinity(0, cpus)
+            # An ignored signal stays ignored across exec: run from a background job of a non-interactive shell (CI,
+            # nohup, `make sweep &`), ctxbench has SIGINT ignored, and so would its servers and proxies. HAProxy then
+            # ignored stop()'s SIGINT until the SIGKILL 10 s later, on every run behind it.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
 
         self.process = subprocess.Popen(
             command,
