@@ -181,7 +181,7 @@ def fix_cost_line(fix: dict | None) -> list[str]:
     parts = _fix_cost_parts(fix)
     if not parts or fix is None:
         return []
-    return [f"What the fix costs over `{fix['reference']}`: " + "; ".join(parts) + "."]
+    return ["", f"**What the fix costs** over `{fix['reference']}`: " + "; ".join(parts) + "."]
 
 
 def _fix_cost_lines(fix: dict | None) -> list[str]:
@@ -205,8 +205,15 @@ def _fix_cost_lines(fix: dict | None) -> list[str]:
     ]
     if layer is not None:
         lines[-1] += (
-            f" For scale: one more pure ASGI middleware layer, which any fix placed outermost is, costs {layer:,.0f}"
-            " instructions per request (the depth slope above)."
+            f" For scale: one more pure ASGI context layer (it sets and resets one ContextVar: the depth slope above)"
+            f" costs {layer:,.0f} instructions per request, and any fix placed outermost is one more layer."
+        )
+    wide = [c for c in fix.get("cpu", []) if c["verdict"] == "not significant"]
+    if wide:
+        lines[-1] += (
+            " A paired CPU difference called not significant means only that it is inside this run's threshold ("
+            + ", ".join(f"{c['method'].upper()} {c['threshold_pct']:.1f}%" for c in wide)
+            + "), which is wider than the instruction difference: CPU time here neither confirms nor rules it out."
         )
     return lines
 
