@@ -181,7 +181,11 @@ def fix_cost_line(fix: dict | None) -> list[str]:
     parts = _fix_cost_parts(fix)
     if not parts or fix is None:
         return []
-    return ["", f"**What the fix costs** over `{fix['reference']}`: " + "; ".join(parts) + "."]
+    return [
+        "",
+        f"**What the fix costs** over `{fix['reference']}` (details: [{BENCH_MD.as_posix()}]({BENCH_MD.as_posix()})):",
+        *(f"- {p}" for p in parts),
+    ]
 
 
 def _fix_cost_lines(fix: dict | None) -> list[str]:
