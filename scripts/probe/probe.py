@@ -269,7 +269,8 @@ def run(args: argparse.Namespace) -> int:
         front = fronts.get(args.front)
         if front.missing():
             raise ProbeError(front.missing() or "")
-        print(f"probing {args.app} under {', '.join(c.label for c in configs)} ...", file=sys.stderr, flush=True)
+        where = ", ".join(c.label for c in configs) + ("" if front.is_direct else f", behind {front.label}")
+        print(f"probing {args.app} under {where} ...", file=sys.stderr, flush=True)
         document = probe(
             args.app,
             configs,
