@@ -24,7 +24,7 @@ summary.json schema (all times are medians over every value of every run unless 
         asgi_correlation_id, per method
     fix_cost: what the fix (registry tag "fix") costs over the approach it fixes ("fix_reference"): subject,
         reference, cpu (paired comparisons per method, from the full run's blocks), instructions (count comparisons
-        per method, threshold the A/A), aa_instructions_pct (the largest |A/A %|), one_layer_instructions (a pure ASGI
+        per method, threshold the A/A and the repeat spreads), one_layer_instructions (a pure ASGI
         middleware layer: the depth slope)
     primitives: list: name, median_ns, mean_ns, stdev_pct, iqr_pct, runs, values, net_ns (median minus empty_loop)
     depth: list, one per kind ("pure_asgi", "basehttp") x depth: kind, depth, median_us, p25_us, p75_us, stdev_pct,
@@ -458,7 +458,6 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
             method,
             aa_pct.get(method, 0),
         )
-        | {"aa_pct": aa_pct.get(method)}
         for method in METHODS
         if (FIX_SUBJECT, method) in counts and (FIX_REFERENCE, method) in counts
     ]
@@ -567,7 +566,6 @@ def fix_cost(paired: pyperf.BenchmarkSuite | None, instructions: dict | None) ->
         "reference": FIX_REFERENCE,
         "cpu": cpu,
         "instructions": counted.get("fix", []),
-        "aa_instructions_pct": counted.get("aa_max_abs_pct"),
         "one_layer_instructions": (counted.get("depth_per_layer") or {}).get("pure_asgi"),
     }
 

@@ -133,7 +133,7 @@ def where(server: dict) -> str:
     return server["label"] if front == "direct" else f"{server['label']} via {front}"
 
 
-def _where(item: dict) -> str:
+def _module_of(item: dict) -> str:
     return item["module"] or "module not found"
 
 
@@ -174,7 +174,7 @@ def table(servers: list[dict]) -> str:
                 if len(ranked) > 2:
                     hashes += f" and {len(ranked) - 2} more distinct values"
                 details.append(
-                    f"  {where(server)} / {row['kind']} {row['path']}: {item['name']} ({_where(item)}),"
+                    f"  {where(server)} / {row['kind']} {row['path']}: {item['name']} ({_module_of(item)}),"
                     f" type {item['type']}, value hashes {hashes}"
                     + (f", data-level leaks {item['data_leaks']}" if item["data_leaks"] else "")
                     + (f" ({item['other_client_leaks']} another client's)" if item.get("other_client_leaks") else "")

@@ -202,22 +202,22 @@ def probe_server(
         wait_ready(server, port, report_dir, config.label)
         server.processes()  # remember the workers now that they are up
         where = config.label if front.is_direct else f"{config.label} via {front.label}"
-        try:
-            with fronting(front, port, FRONT_CPUS, health_path=sentinel.READY_PATH) as fronted:
-                result.front = fronted.as_dict()
-                for index, row in enumerate(rows):
-                    phase = f"row{index}"
-                    started = time.monotonic()
-                    identity, form = list(target.identity), target.identity_format
-                    done = run_row(row, phase, HOST, fronted.port, requests, identity, form)
-                    result.rows.append((phase, done))
-                    statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items()))
-                    progress(
-                        f"  {where}: {row.label}: {done.answered}/{done.sent} answered ({statuses or 'none'})"
-                        f" in {time.monotonic() - started:.1f}s"
-                    )
-        except RuntimeError as error:  # the front did not start or answer: a broken setup, not a verdict
-            raise ProbeError(str(error).splitlines()[0]) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                fronted = stack.enter_context(fronting(front, port, FRONT_CPUS, health_path=sentinel.READY_PATH))
+            except RuntimeError as error:  # the front did not start or answer: a broken setup, not a verdict
+                raise ProbeError(str(error).splitlines()[0]) from None
+            result.front = fronted.as_dict()
+            for index, row in enumerate(rows):
+                phase = f"row{index}"
+                started = time.monotonic()
+                done = run_row(row, phase, HOST, fronted.port, requests, list(target.identity), target.identity_format)
+                result.rows.append((phase, done))
+                statuses = ", ".join(f"{code} ×{count}" for code, count in sorted(done.statuses.items())) or "none"
+                progress(
+                    f"  {where}: {row.label}: {done.answered}/{done.sent} answered ({statuses})"
+                    f" in {time.monotonic() - started:.1f}s"
+                )
         flush(port)
         if server.process.poll() is not None:
             raise _failure(server, report_dir, f"{config.label} exited during the probe")

@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=fronts.DIRECT_FRONT.label,
         metavar="LABEL",
         help="the reverse proxy your deployment puts before the server, started on 127.0.0.1 with upstream keep-alive"
-        f" ({', '.join(fronts.BY_LABEL)}; default %(default)s): every request then comes from a client connection of"
-        " its own, and data another client sent is counted apart",
+        f" ({', '.join(fronts.BY_LABEL)}; default %(default)s): each client is then a keep-alive connection of its"
+        " own, and data another client sent is counted apart",
     )
     parser.add_argument(
         "--python",
@@ -199,6 +199,8 @@ def probe(
         raise ProbeError(f"no such app directory: {app_dir}")
     if front.missing():
         raise ProbeError(front.missing() or "")
+    where = ", ".join(c.label for c in configs) + ("" if front.is_direct else f", behind {front.label}")
+    progress(f"probing {app} under {where} ...")
     rows = plan(paths, post_path, stream_path, fronted=not front.is_direct)
     with tempfile.TemporaryDirectory(prefix="ctxbench-probe-") as tmp:
         target = Target(app, python, app_dir, Path(tmp), identity, show_values, traceback, identity_format)
@@ -266,11 +268,6 @@ def run(args: argparse.Namespace) -> int:
         configs = _configs(args.server)
         paths = _check_paths(args)
         app_dir = Path(os.path.abspath(args.app_dir or os.getcwd()))
-        front = fronts.get(args.front)
-        if front.missing():
-            raise ProbeError(front.missing() or "")
-        where = ", ".join(c.label for c in configs) + ("" if front.is_direct else f", behind {front.label}")
-        print(f"probing {args.app} under {where} ...", file=sys.stderr, flush=True)
         document = probe(
             args.app,
             configs,
@@ -286,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
             identity_format=args.identity_format,
             fail_on=args.fail_on,
             progress=_progress,
-            front=front,
+            front=fronts.get(args.front),
         )
     except ProbeError as exc:
         return _fail(str(exc))
