@@ -8,8 +8,9 @@ Options (also in the web UI, sent from master to workers): --ctx-scenario (get, 
 start because it picks the user classes), --ctx-anonymous-share, --ctx-pipeline-depth, --ctx-rate (per-user requests
 per second, 0 = closed loop), --ctx-skip-validation (read responses but do not judge them: the client's cost of
 checking), --ctx-warmup (seconds not measured), --ctx-record (prefix of the exact per-process record), --ctx-stop-at
-(stop early once every scenario cell's verdict is settled; single process only) and --ctx-wait-for (a health URL to
-poll before the run starts).
+(stop early once every scenario cell's verdict is settled, a clean cell's users idle once it has its requests; single
+process only), --ctx-stop-total (with it: the requests a clean run needs over all its cells) and --ctx-wait-for (a
+health URL to poll before the run starts).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def add_options(parser: Any) -> None:
         default=0,
         help="stop once every scenario cell has a downstream leak or this many requests (0 = run to -t)",
     )
+    parser.add_argument(
+        "--ctx-stop-total",
+        type=int,
+        default=0,
+        help="with --ctx-stop-at: a clean run also needs this many requests over all its cells (0 = no such need)",
+    )
     parser.add_argument("--ctx-wait-for", default="", help="poll this URL until it answers 200 before starting")
 
 
@@ -93,13 +100,27 @@ def on_test_start(environment: Environment, **_: object) -> None:
     # one process only: a worker sees only its share of each cell, so it cannot tell that the cell is settled
     single = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
     if opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and single:
-        driven = scenarios.SCENARIOS if opts.ctx_scenario == scenarios.EACH else (opts.ctx_scenario,)
-        gevent.spawn(stop_when_settled, environment, opts.ctx_stop_at, driven)
+        gevent.spawn(stop_when_settled, environment)
 
 
-def stop_when_settled(environment: Environment, target: int, driven: tuple[str, ...]) -> None:
+def driven(opts: Any) -> tuple[str, ...]:
+    """The scenario cells this run drives."""
+    return scenarios.SCENARIOS if opts.ctx_scenario == scenarios.EACH else (opts.ctx_scenario,)
+
+
+def done_sending(environment: Environment, scenario: str) -> bool:
+    """Under --ctx-stop-at: this user's cell is clean and has all it needs, so it sends nothing more."""
+    opts = options(environment)
+    single = not isinstance(environment.runner, WorkerRunner)  # a worker sees only its share of the cell
+    if opts.ctx_stop_at <= 0 or opts.ctx_skip_validation or not single:
+        return False
+    return RECORDER.done_sending(scenario, opts.ctx_stop_at, driven(opts), opts.ctx_stop_total)
+
+
+def stop_when_settled(environment: Environment) -> None:
     """Quit as soon as no further request can change any cell's verdict (recorder.Recorder.settled)."""
-    while not RECORDER.settled(target, driven):
+    opts = options(environment)
+    while not RECORDER.settled(opts.ctx_stop_at, driven(opts), opts.ctx_stop_total):
         gevent.sleep(SETTLED_POLL_S)
     RECORDER.stopped_early = True
     environment.runner.quit()
@@ -149,6 +170,9 @@ class ContractUser(FastHttpUser):
 
     @task
     def one_request(self) -> None:
+        if done_sending(self.environment, self.scenario):
+            gevent.sleep(SETTLED_POLL_S)
+            return
         opts = options(self.environment)
         kinds = self.kinds_by_scenario.get(self.scenario, scenarios.HTTP_KINDS[scenarios.MIX])
         spec = self.ids.next(kinds, scenarios.HTTP_POST_BYTES)
@@ -191,6 +215,9 @@ class PipelineUser(User):
 
     @task
     def batch(self) -> None:
+        if done_sending(self.environment, self.scenario):
+            gevent.sleep(SETTLED_POLL_S)
+            return
         opts = options(self.environment)
         kinds = self.kinds_by_scenario.get(self.scenario, scenarios.PIPELINE_KINDS[scenarios.PIPELINE])
         specs = [self.ids.next(kinds, scenarios.PIPELINE_POST_BYTES) for _ in range(max(1, opts.ctx_pipeline_depth))]

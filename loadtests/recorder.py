@@ -69,6 +69,7 @@ class Recorder:
     settings: dict[str, object] = field(default_factory=dict)
     test_started: float | None = None  # time.time() when the users start (start-up before it is fixed cost)
     stopped_early: bool = False  # set when --ctx-stop-at ended the run before its -t
+    leaking: set[str] = field(default_factory=set)  # scenarios with a downstream leak (decides() a failure's name)
 
     def start(self, warmup_s: float, settings: dict[str, object]) -> None:
         self.test_started = time.time()
@@ -115,22 +116,46 @@ class Recorder:
             if bucket is not None:
                 bucket.failures.update(names)
                 bucket.origins.update(origins)
+        if scenario is not None and any(decides(name) for name in names):
+            self.leaking.add(scenario)
 
-    def settled(self, target: int, driven: tuple[str, ...]) -> bool:
-        """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests.
+    def settled(self, target: int, driven: tuple[str, ...], total: int = 0) -> bool:
+        """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests, and
+        the run has `total` requests over its cells unless one of them leaks.
 
         A leak at entry only, a lost value or another failure does not settle a cell: a downstream leak could still
         come and change its verdict (stale context at entry -> leaks), so such a cell runs to the target as well.
+        `total` is the run's share of a clean (approach, server kind) pair's target; a leak anywhere in the run decides
+        that pair, so it no longer needs it.
         """
-        for scenario in driven:
-            phases = self.by_scenario.get(scenario)
-            if phases is None:
-                return False
-            if sum(bucket.requests for bucket in phases.values()) >= target:
-                continue
-            if not any(decides(name) for bucket in phases.values() for name in bucket.failures):
-                return False
-        return True
+        cells_settled = all(self.reached(scenario, target) or scenario in self.leaking for scenario in driven)
+        return cells_settled and self._total_needless(driven, total)
+
+    def reached(self, scenario: str, target: int) -> bool:
+        """The cell has `target` requests (a clean one then has its bound)."""
+        return self.requests_in(scenario) >= target
+
+    def requests_in(self, scenario: str) -> int:
+        return sum(bucket.requests for bucket in self.by_scenario.get(scenario, {}).values())
+
+    def done_sending(self, scenario: str, target: int, driven: tuple[str, ...], total: int = 0) -> bool:
+        """The cell's users may stop sending: it has its `target` requests, no downstream leak, and the run needs no
+        more requests for its `total`.
+
+        Until the total is there every clean cell sends, so the cheap requests carry most of it and the costly ones
+        (a large POST) only their own target. A leaking cell keeps sending until the run ends: its later requests are
+        the evidence of how often, and whose data, it leaks (behind a proxy, another client's). A clean cell that stops
+        leaves the server and the generator to the cells still short of their target: the run ends sooner, and a slow
+        cell gets there at all.
+        """
+        if scenario in self.leaking or not self.reached(scenario, target):
+            return False
+        return self._total_needless(driven, total)
+
+    def _total_needless(self, driven: tuple[str, ...], total: int) -> bool:
+        if total <= 0 or any(scenario in self.leaking for scenario in driven):
+            return True
+        return sum(self.requests_in(scenario) for scenario in driven) >= total
 
     def finish(self) -> None:
         if self.window_end is None:

@@ -13,7 +13,7 @@ from loadtests.recorder import Recorder
 from scripts.common.lock import exclusive_run
 from scripts.load import bounded_run, bounds, hunt, sweep
 from scripts.load import servers as serverconfig
-from scripts.load.settings import HUNT_STOP_AT, QUICK_DURATION_S
+from scripts.load.settings import HUNT_STOP_AT, QUICK_DURATION_S, QUICK_USERS_PER_SCENARIO
 
 DOWNSTREAM = next(point for point in CHECKPOINTS if point != ENTRY)
 
@@ -52,6 +52,27 @@ def test_a_cell_is_settled_by_a_downstream_leak_or_the_target_only() -> None:
     assert not recorder_with({"get": (1, [lost])}).settled(3, ("get",))
 
 
+def test_a_run_with_a_total_is_settled_once_its_cells_reach_it_together_or_one_leaks() -> None:
+    downstream = failure_name(DOWNSTREAM, "user_id", LEAK)
+    both = ("get", "post")
+    assert not recorder_with({"get": (5, []), "post": (3, [])}).settled(3, both, total=10)
+    assert recorder_with({"get": (7, []), "post": (3, [])}).settled(3, both, total=10)
+    assert not recorder_with({"get": (9, []), "post": (1, [])}).settled(3, both, total=10)  # a cell short of its own
+    assert recorder_with({"get": (3, []), "post": (1, [downstream])}).settled(3, both, total=10)  # the pair is decided
+
+
+def test_a_clean_cell_stops_sending_once_it_and_its_run_have_what_they_need() -> None:
+    downstream = failure_name(DOWNSTREAM, "user_id", LEAK)
+    both = ("get", "post")
+    recorder = recorder_with({"get": (3, []), "post": (1, [])})
+    assert recorder.done_sending("get", 3, both) and not recorder.done_sending("post", 3, both)
+    assert not recorder.done_sending("get", 3, both, total=10)  # the run still needs requests: the cheap cell sends
+    assert recorder_with({"get": (9, []), "post": (1, [])}).done_sending("get", 3, both, total=10)
+    # a leaking cell keeps sending: its later requests are the evidence (how often, whose data)
+    leaking = recorder_with({"get": (5, [downstream]), "post": (3, [])})
+    assert not leaking.done_sending("get", 3, both) and leaking.done_sending("post", 3, both, total=100)
+
+
 def test_the_hunt_plan_stops_at_the_target_and_prints_its_estimate() -> None:
     name = registry.reference()
     specs = list(sweep.plan(sweep.QUICK, (name,), scenarios.SCENARIOS))
@@ -80,6 +101,9 @@ def test_a_clean_run_stops_once_every_cell_has_the_target() -> None:
     assert {cell["run"]["scenario"] for cell in cells} == set(scenarios.SCENARIOS)
     assert all(cell["failures_total"]["requests"] >= HUNT_STOP_AT for cell in cells)
     assert all(cell["failures_total"]["failures"] == {} for cell in cells)
+    # and no cell ran longer than it needed: its users stopped at the target, each with one request (or batch) in flight
+    most = HUNT_STOP_AT + QUICK_USERS_PER_SCENARIO * scenarios.PIPELINE_DEPTH
+    assert all(cell["failures_total"]["requests"] <= most for cell in cells), [c["requests"] for c in cells]
 
 
 def test_the_negative_control_stops_at_its_first_leaks() -> None:
@@ -107,13 +131,16 @@ def test_the_cells_table_gives_each_clean_cell_its_bound_and_marks_those_under_t
 
 def test_every_pair_the_hunt_may_call_correct_is_planned_to_reach_its_target() -> None:
     """A clean (approach, server kind) pair gets CORRECT_PAIR_TARGET requests over its cells, whatever its number of
-    configurations and fronts: daphne, hunted on one configuration, gets more per cell than uvicorn's many."""
-    for name in (registry.reference(), *registry.tagged(registry.BEHIND_PROXY)):
+    configurations and fronts: daphne, hunted on one configuration, gets more per run than uvicorn's many."""
+    for name in registry.BY_NAME:
         specs = sweep.hunt_plan((name,))
         planned: dict[str, int] = {}
         for spec in specs:
-            assert spec.stop_at >= HUNT_STOP_AT
-            planned[spec.config.kind] = planned.get(spec.config.kind, 0) + spec.stop_at * len(scenarios.SCENARIOS)
+            assert spec.stop_at == HUNT_STOP_AT  # every cell its own target
+            run_needs = max(spec.stop_at * len(scenarios.SCENARIOS), spec.stop_total)
+            planned[spec.config.kind] = planned.get(spec.config.kind, 0) + run_needs
         assert min(planned.values()) >= bounds.CORRECT_PAIR_TARGET, (name, planned)
-        by_kind = {spec.config.kind: spec.stop_at for spec in specs}
-        assert by_kind["uvicorn"] == HUNT_STOP_AT  # enough configurations already: no run longer than it needs
+        by_kind = {spec.config.kind: spec.stop_total for spec in specs}
+        assert by_kind["uvicorn"] == 0  # enough configurations already: no run longer than it needs
+        if sum(spec.config.kind == "daphne" for spec in specs) == 1:  # hunted directly only: one run carries it all
+            assert by_kind["daphne"] == bounds.CORRECT_PAIR_TARGET

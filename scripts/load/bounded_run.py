@@ -38,7 +38,7 @@ from scripts.load.settings import (
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 SCHEMA = 1  # bump when a field changes meaning, so summaries never mix methodologies
-WATCH_S = 0.1  # how often a waiting run checks that its generator and its server are still there
+WATCH_S = 0.02  # how often a waiting run checks that its generator and its server are still there
 
 
 class ServerExited(RuntimeError):
@@ -60,6 +60,9 @@ class RunSpec:
     # > 0: the generator stops once every scenario cell has a downstream leak or this many requests (the leak
     # hunt, scripts.load.hunt), and starts while the server starts, waiting for its health answer itself
     stop_at: int = 0
+    # with stop_at: a clean run also needs this many requests over all its cells (its share of an (approach, server
+    # kind) pair's target, scripts.load.hunt.with_pair_targets); the cheap cells carry most of it
+    stop_total: int = 0
     front: Front = DIRECT_FRONT  # what the clients connect to: the server itself, or a reverse proxy before it
 
     def as_dict(self) -> dict[str, object]:
@@ -77,6 +80,7 @@ def locust_command(spec: RunSpec, port: int, workdir: Path) -> list[str]:
         command.append("--ctx-skip-validation")
     if spec.stop_at > 0:
         command += ["--ctx-stop-at", str(spec.stop_at), "--ctx-wait-for", f"http://{HOST}:{port}{HEALTH_PATH}"]
+        command += ["--ctx-stop-total", str(spec.stop_total)] if spec.stop_total > 0 else []
     if spec.processes > 1:
         command += ["--processes", str(spec.processes)]
     return command
@@ -286,17 +290,19 @@ def execute(spec: RunSpec, python: str = sys.executable) -> dict[str, object]:
     port = free_port()
     stamps = {"start": time.time()}
     with tempfile.TemporaryDirectory(prefix="ctxbench-load-") as tmp:
-        # A hunt run (stop_at) starts its generator while the server starts (it waits for the health answer itself);
-        # behind a proxy the generator needs the proxy's port, known once the proxy is up, so it starts after.
-        early_ok = spec.stop_at > 0 and spec.front.is_direct
-        generator = Generator(spec, port, Path(tmp)) if early_ok else None
+        # A hunt run (stop_at) starts its generator while the server starts: it waits for the health answer itself,
+        # through the front when there is one (its port is chosen here, before the front starts). Locust speaks plain
+        # HTTP to its host, so a TLS front's clients start after it.
+        front_port = port if spec.front.is_direct else free_port()
+        early_ok = spec.stop_at > 0 and not spec.front.tls
+        generator = Generator(spec, front_port, Path(tmp)) if early_ok else None
         early = generator.start if generator is not None else None
         try:
             # a hunt run reads nothing from the server after its generator stopped: no graceful shutdown
             graceful = spec.stop_at == 0
             with (
                 serve(variant, spec.config, port, SERVER_CPUS, python, on_started=early, graceful=graceful) as server,
-                fronting(spec.front, port, FRONT_CPUS) as fronted,
+                fronting(spec.front, port, FRONT_CPUS, port=front_port) as fronted,
             ):
                 stamps["server_healthy"] = time.time()
                 if generator is None:

@@ -23,23 +23,30 @@ HUNT_RUN_JSON = LOAD_DIR / RECORD
 
 
 def with_pair_targets(specs: list[bounded_run.RunSpec]) -> list[bounded_run.RunSpec]:
-    """Each hunt run's stop_at raised so that an (approach, server kind) pair that stays clean reaches
-    bounds.CORRECT_PAIR_TARGET validated requests over its cells in this plan: a kind hunted on one configuration
-    only (daphne) needs more requests per cell than uvicorn's eight. A cell that leaks still stops at its first leak."""
-    cells: dict[tuple[str, str], int] = {}
+    """Each hunt run given its share of bounds.CORRECT_PAIR_TARGET (stop_total) when its cells' own targets do not
+    add up to it: an (approach, server kind) pair that stays clean then reaches the pair target over its runs. A kind
+    hunted on one configuration only (daphne) needs more per run than uvicorn's many. Every cell keeps its own target
+    (stop_at); the cheap cells carry the rest. A run with a leak stops at its first one."""
+    runs: dict[tuple[str, str], int] = {}
     for spec in specs:
-        per_run = len(scenarios.SCENARIOS) if spec.scenario == scenarios.EACH else 1
         key = (spec.variant, spec.config.kind)
-        cells[key] = cells.get(key, 0) + per_run
+        runs[key] = runs.get(key, 0) + 1
     return [
-        dataclasses.replace(
-            spec,
-            stop_at=max(spec.stop_at, math.ceil(bounds.CORRECT_PAIR_TARGET / cells[(spec.variant, spec.config.kind)])),
-        )
-        if spec.stop_at > 0
+        dataclasses.replace(spec, stop_total=share)
+        if spec.stop_at > 0 and (share := pair_share(spec, runs[(spec.variant, spec.config.kind)])) > 0
         else spec
         for spec in specs
     ]
+
+
+def pair_share(spec: bounded_run.RunSpec, runs_of_pair: int) -> int:
+    """The requests one of a pair's `runs_of_pair` runs needs beyond its cells' own targets (0: none)."""
+    share = math.ceil(bounds.CORRECT_PAIR_TARGET / runs_of_pair)
+    return share if share > spec.stop_at * cells_per_run(spec) else 0
+
+
+def cells_per_run(spec: bounded_run.RunSpec) -> int:
+    return len(scenarios.SCENARIOS) if spec.scenario == scenarios.EACH else 1
 
 
 def estimate_s(specs: list[bounded_run.RunSpec], per_run_s: float = HUNT_RUN_ESTIMATE_S) -> float:
@@ -50,7 +57,7 @@ def estimate_s(specs: list[bounded_run.RunSpec], per_run_s: float = HUNT_RUN_EST
 def dry_run_lines(specs: list[bounded_run.RunSpec]) -> list[str]:
     lines = [
         f"{s.variant} {s.scenario} {s.config.label} front={s.front.label} u={s.users} at most {s.duration_s}s, "
-        f"stop at {s.stop_at}"
+        f"stop at {s.stop_at} per cell" + (f", {s.stop_total} in all" if s.stop_total else "")
         for s in specs
     ]
     variants = len({s.variant for s in specs})
@@ -158,6 +165,7 @@ def timing_record(specs: list[bounded_run.RunSpec], timings: list[dict], seconds
             "variants": sorted({s.variant for s in specs}),
             "configs": sorted({s.config.label for s in specs}),
             "stop_at": specs[0].stop_at if specs else None,
+            "stop_totals": sorted({s.stop_total for s in specs if s.stop_total}),  # pairs' shares carried by one run
             "max_duration_s": specs[0].duration_s if specs else None,
         },
         "seconds": round(seconds, 1),

@@ -252,17 +252,23 @@ class Fronted:
 
 @contextlib.contextmanager
 def fronting(
-    front: Front, upstream_port: int, cpus: tuple[int, ...], health_path: str = HEALTH_PATH
+    front: Front,
+    upstream_port: int,
+    cpus: tuple[int, ...],
+    health_path: str = HEALTH_PATH,
+    port: int | None = None,
 ) -> Iterator[Fronted]:
     """The front started in a temporary prefix in front of a serving server, answering /healthz through it on entry,
-    stopped by PID and process group on exit whatever happened. Direct: nothing is started."""
+    stopped by PID and process group on exit whatever happened. Direct: nothing is started.
+
+    `port`: the front's, chosen by the caller (to start a client before the front is up); None: a free one."""
     if front.is_direct:
         yield Fronted(front, upstream_port)
         return
     with tempfile.TemporaryDirectory(prefix=f"ctxbench-{front.label}-") as tmp:
         prefix = Path(tmp)
         prefix.chmod(0o755)  # nginx's workers drop root for nobody and must reach their body buffers in the prefix
-        port = free_port()
+        port = free_port() if port is None else port
         conf = prefix / f"{front.kind}.conf"
         config = front.render(prefix, port, upstream_port, HOST)
         conf.write_text(config)
