@@ -70,6 +70,7 @@ class Recorder:
     test_started: float | None = None  # time.time() when the users start (start-up before it is fixed cost)
     stopped_early: bool = False  # set when --ctx-stop-at ended the run before its -t
     leaking: set[str] = field(default_factory=set)  # scenarios with a downstream leak (decides() a failure's name)
+    failing: set[str] = field(default_factory=set)  # scenarios with a failure of any kind
 
     def start(self, warmup_s: float, settings: dict[str, object]) -> None:
         self.test_started = time.time()
@@ -116,8 +117,10 @@ class Recorder:
             if bucket is not None:
                 bucket.failures.update(names)
                 bucket.origins.update(origins)
-        if scenario is not None and any(decides(name) for name in names):
-            self.leaking.add(scenario)
+        if scenario is not None and names:
+            self.failing.add(scenario)
+            if any(decides(name) for name in names):
+                self.leaking.add(scenario)
 
     def settled(self, target: int, driven: tuple[str, ...], total: int = 0) -> bool:
         """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests, and
@@ -125,8 +128,8 @@ class Recorder:
 
         A leak at entry only, a lost value or another failure does not settle a cell: a downstream leak could still
         come and change its verdict (stale context at entry -> leaks), so such a cell runs to the target as well.
-        `total` is the run's share of a clean (approach, server kind) pair's target; a leak anywhere in the run decides
-        that pair, so it no longer needs it.
+        `total` is the run's share of a clean (approach, server kind) pair's target; a failure of any kind anywhere in
+        the run means the pair is not clean, so it no longer needs it.
         """
         cells_settled = all(self.reached(scenario, target) or scenario in self.leaking for scenario in driven)
         return cells_settled and self._total_needless(driven, total)
@@ -153,7 +156,7 @@ class Recorder:
         return self._total_needless(driven, total)
 
     def _total_needless(self, driven: tuple[str, ...], total: int) -> bool:
-        if total <= 0 or any(scenario in self.leaking for scenario in driven):
+        if total <= 0 or any(scenario in self.failing for scenario in driven):
             return True
         return sum(self.requests_in(scenario) for scenario in driven) >= total
 

@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     problem = check(args) if check else None
     if problem:
         commands[args.command].error(problem)
-    return module.run(args)
+    try:
+        return module.run(args)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the finally blocks on the way here stopped by PID
+        why = str(interrupt) or "Ctrl-C"  # what it started; a traceback would only say where it was waiting
+        print(f"ctxbench {args.command}: interrupted ({why}); what it started has been stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -52,16 +52,21 @@ def is_locust(command: str) -> bool:
     return "-m locust" in command
 
 
-def interrupted(command: list[str], age_s: float = 1.5) -> tuple[int | None, dict[int, psutil.Process], list[int]]:
-    """Start an orchestrator, Ctrl-C it once its generator runs: its exit code, every process it started and those
-    still alive after it exited. The test stops those itself (by PID) after looking, so a failure leaves nothing."""
-    orchestrator = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def interrupted(
+    command: list[str], age_s: float = 1.5, how: int = signal.SIGINT
+) -> tuple[int | None, dict[int, psutil.Process], list[int]]:
+    """Start an orchestrator, Ctrl-C (or `how`) it once its generator runs: its exit code, every process it started
+    and those still alive after it exited. The test stops those itself (by PID) after looking, so a failure leaves
+    nothing. Its output must hold no traceback: an interrupted command says so in a line."""
+    orchestrator = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: dict[int, psutil.Process] = {}
     code: int | None = None
     try:
         watch_until(orchestrator, seen, is_locust, age_s)
-        orchestrator.send_signal(signal.SIGINT)
-        code = orchestrator.wait(timeout=60)
+        orchestrator.send_signal(how)
+        output, _ = orchestrator.communicate(timeout=60)
+        code = orchestrator.returncode
+        assert "Traceback" not in output, output
     finally:
         if orchestrator.poll() is None:
             orchestrator.kill()
@@ -72,10 +77,11 @@ def interrupted(command: list[str], age_s: float = 1.5) -> tuple[int | None, dic
     return code, seen, [proc.pid for proc in left]
 
 
-def test_ctrl_c_in_a_sweep_leaves_no_process() -> None:
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_in_a_sweep_leaves_no_process_and_no_traceback(how: int) -> None:
     command = [sys.executable, "-m", "scripts.cli", "sweep", "--mode", "quick", "--variant", "baseline"]
-    code, seen, left = interrupted([*command, "--server", servers.DEFAULT.label])
-    assert code != 0 and seen
+    code, seen, left = interrupted([*command, "--server", servers.DEFAULT.label], how=how)
+    assert code == 130 and seen
     assert not left
 
 

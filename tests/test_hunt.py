@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import psutil
 import pytest
 
@@ -59,6 +62,9 @@ def test_a_run_with_a_total_is_settled_once_its_cells_reach_it_together_or_one_l
     assert recorder_with({"get": (7, []), "post": (3, [])}).settled(3, both, total=10)
     assert not recorder_with({"get": (9, []), "post": (1, [])}).settled(3, both, total=10)  # a cell short of its own
     assert recorder_with({"get": (3, []), "post": (1, [downstream])}).settled(3, both, total=10)  # the pair is decided
+    # any failure, even one that does not settle its own cell, means the pair is not clean: it needs no total
+    lost = failure_name(DOWNSTREAM, "user_id", LOST)
+    assert recorder_with({"get": (3, []), "post": (3, [lost])}).settled(3, both, total=10)
 
 
 def test_a_clean_cell_stops_sending_once_it_and_its_run_have_what_they_need() -> None:
@@ -144,3 +150,63 @@ def test_every_pair_the_hunt_may_call_correct_is_planned_to_reach_its_target() -
         assert by_kind["uvicorn"] == 0  # enough configurations already: no run longer than it needs
         if sum(spec.config.kind == "daphne" for spec in specs) == 1:  # hunted directly only: one run carries it all
             assert by_kind["daphne"] == bounds.CORRECT_PAIR_TARGET
+
+
+def hunt_cell(variant: str, front: str, scenario: str, start: float, total_s: float, early: bool = True) -> dict:
+    run = {"variant": variant, "tag": sweep.QUICK, "scenario": scenario, "config": {"label": "asyncio-h11"}}
+    return {
+        "run": run | {"front": {"label": front}},
+        "window": {"start": start},
+        "timing": {"total_s": total_s, "stopped_early": early},
+        "environment": {"created_utc": f"2026-01-01T00:00:{int(start):02d}+00:00"},
+    }
+
+
+def test_the_hunt_time_counts_each_run_once_and_the_direct_grid_apart(tmp_path) -> None:
+    from scripts.load import loadstats
+    from scripts.report import report
+
+    cells = [hunt_cell("explicit", "direct", scenario, 1.0, 2.0) for scenario in scenarios.SCENARIOS]
+    cells += [hunt_cell("global_state", "direct", scenarios.GET, 3.0, 0.5)]
+    cells += [hunt_cell("explicit", "nginx", scenarios.GET, 5.0, 20.5, early=False)]
+    other = hunt_cell("explicit", "direct", scenarios.GET, 7.0, 9.0) | {"run": {"tag": "full", "variant": "x"}}
+    summary = loadstats.hunt_time([(str(i), cell) for i, cell in enumerate([*cells, other])], tmp_path)
+    assert summary["direct"] | {"first_utc": None, "last_utc": None} == {
+        "runs": 2,  # five scenario cells of one run are one run
+        "variants": 2,
+        "configs": 1,
+        "seconds": 2.5,
+        "median_run_s": 1.25,
+        "capped": 0,
+        "first_utc": None,
+        "last_utc": None,
+    }
+    assert (summary["proxied"]["runs"], summary["proxied"]["capped"], summary["record"]) == (1, 1, None)
+    lines = report._hunt_time_lines(summary)
+    assert any(line.startswith("- Direct: 2 runs (2 variants × 1 configurations") for line in lines)
+    assert any("1 at the time bound" in line for line in lines)
+    assert report._hunt_time_lines(None) == []
+
+
+def test_a_partial_hunt_records_apart_and_replaces_only_its_own_files(tmp_path, monkeypatch) -> None:
+    """`ctxbench variant` and a filtered sweep keep the whole hunt's record (hunt/run.json) and the others' files."""
+
+    def fake_execute(spec: bounded_run.RunSpec) -> dict:
+        run = {"variant": spec.variant, "scenario": spec.scenario, "users": spec.users, "tag": spec.tag}
+        run |= {"config": {"label": spec.config.label}, "front": {"label": spec.front.label}}
+        timing = {"total_s": 1.0, "server_start_s": 0.4, "until_users_s": 0.5, "load_s": 0.5, "stop_s": 0.0}
+        return {"run": run, "timing": timing | {"stopped_early": True}, "failures_total": {"requests": 300, "leak": 0}}
+
+    monkeypatch.setattr(bounded_run, "execute", fake_execute)
+    monkeypatch.setattr(hunt, "describe", lambda parameters: {"created_utc": "now", "parameters": parameters})
+    whole_record = tmp_path / hunt.RECORD
+    whole_record.parent.mkdir()
+    whole_record.write_text('{"whole": true}')
+    specs = [s for s in sweep.hunt_plan(("explicit",)) if s.front.is_direct][:2]
+    old = [bounded_run.save(fake_execute(spec), tmp_path) for spec in specs]
+    other = bounded_run.save(fake_execute(dataclasses.replace(specs[0], variant="baseline")), tmp_path)
+    assert hunt.replace_all(specs, False, tmp_path, hunt.PARTIAL_RECORD) == 0
+    assert whole_record.read_text() == '{"whole": true}'
+    assert json.loads((tmp_path / hunt.PARTIAL_RECORD).read_text())["plan"]["runs"] == 2
+    assert not any(path.exists() for path in old) and other.exists()  # its own previous files only
+    assert len(list(tmp_path.glob("*.json"))) == 3

@@ -19,6 +19,8 @@ from scripts.load.fronts import DIRECT_FRONT
 from scripts.load.settings import HUNT_RUN_ESTIMATE_S
 
 RECORD = Path("hunt") / "run.json"  # under a folder of results/load/: loadstats reads only its top-level *.json
+# a hunt over part of the plan (`ctxbench variant`, a filtered sweep) records here: run.json stays the whole hunt's
+PARTIAL_RECORD = Path("hunt") / "partial.json"
 HUNT_RUN_JSON = LOAD_DIR / RECORD
 
 
@@ -115,16 +117,19 @@ def execute_all(
     return 1 if errors else 0
 
 
-def replace_all(specs: Iterable[bounded_run.RunSpec], dry_run: bool, directory: Path = LOAD_DIR) -> int:
+def replace_all(
+    specs: Iterable[bounded_run.RunSpec], dry_run: bool, directory: Path = LOAD_DIR, record: Path = RECORD
+) -> int:
     """A hunt that supersedes the previous one for its variants and configurations: staged (merge) into `directory`,
     and only once it succeeded are their previous hunt files removed, so the leak grid (a sum over files) holds this
-    hunt's counts alone for them; a failed hunt adds nothing and removes nothing."""
+    hunt's counts alone for them; a failed hunt adds nothing and removes nothing. `record`: where its timing goes,
+    relative to `directory` (RECORD for the whole hunt, PARTIAL_RECORD for part of it)."""
     specs = list(specs)
     if dry_run or not specs:
         return execute_all(specs, dry_run)
     previous = previous_files(specs, directory)
     with staged_run(directory, mode=MERGE) as stage:
-        if status := execute_all(specs, dry_run, stage.dir, stage.dir / RECORD):
+        if status := execute_all(specs, dry_run, stage.dir, stage.dir / record):
             stage.fail(f"had errors (exit code {status}): none of its runs are added")
     if status == 0:
         for path in previous:

@@ -36,6 +36,12 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   `generator_bound_runs` (runs whose generator saturated its core: the point measured the client, not the server).
 - `client_cpu`: tag "client" runs: `validated_us_per_request_median`, `unvalidated_us_per_request_median`,
   `validation_overhead` (ratio - 1), `runs` per side; null if none.
+- `hunt_time`: where the leak hunt's (tag "quick") time went, from the timing each of its runs recorded (one entry
+  per run, not per scenario cell), or null: `direct` and `proxied`, each `runs`, `variants`, `configs`, `seconds` (the
+  runs' own time summed: start-ups, load and stop, not the orchestrator's between runs), `median_run_s`, `capped`
+  (runs that reached the time bound before their verdicts settled), `first_utc`/`last_utc`; `record`: the last
+  whole hunt's own record (`hunt/run.json`: its `runs`, wall `seconds`, `created_utc`); a hunt over part of the plan
+  (`ctxbench variant`, a filtered sweep) writes `hunt/partial.json` instead.
 - `generator_bound`: result file names whose generator used >= GENERATOR_BOUND_SHARE of its cores.
 - `environment`: the newest run's environment (cpu, python, packages, git commit), `commits`: every commit seen.
 """
@@ -48,8 +54,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from scripts.common.results import LOAD_DIR, read_json, write_json
-from scripts.load import bounds
+from scripts.load import bounds, hunt
 from scripts.load.fronts import DIRECT_FRONT
+from scripts.load.sweep import QUICK as HUNT_TAG  # a run's tag is the sweep mode that made it
 
 SUMMARY_NAME = "summary.json"
 SIDE_KIND = "side-by-side"
@@ -317,12 +324,54 @@ def summarize(directory: Path = LOAD_DIR) -> dict:
         "latency": latency(runs),
         "client_cpu": client_cpu(runs),
         "curves": curves(runs),
+        "hunt_time": hunt_time(every_run, directory),
         "generator_bound": sorted(name for name, data in runs if data["cpu"]["generator_bound"]),
         "environment": newest["environment"] if newest else None,
         "commits": sorted({data["environment"]["git"]["commit"] or "" for _, data in runs}),
     }
     write_json(directory / SUMMARY_NAME, summary)
     return summary
+
+
+def hunt_time(every_run: list[tuple[str, dict]], directory: Path = LOAD_DIR) -> dict | None:
+    """Where the leak hunt's time went, the direct grid apart from the runs behind a proxy (see the module doc)."""
+    runs: dict[tuple[object, ...], dict] = {}
+    for _, data in every_run:
+        run = data["run"]
+        if run.get("tag") == HUNT_TAG and data.get("timing"):  # a run's scenario cells share its timing: one entry
+            runs[(data["window"]["start"], run["variant"], run["config"]["label"], front_of(data))] = data
+    if not runs:
+        return None
+
+    def part(group: list[dict]) -> dict[str, object]:
+        totals = [data["timing"]["total_s"] for data in group]
+        stamps = sorted(data["environment"]["created_utc"] for data in group)
+        return {
+            "runs": len(group),
+            "variants": len({data["run"]["variant"] for data in group}),
+            "configs": len({data["run"]["config"]["label"] for data in group}),
+            "seconds": round(sum(totals), 1),
+            "median_run_s": median(totals),
+            "capped": sum(not data["timing"]["stopped_early"] for data in group),
+            "first_utc": stamps[0] if stamps else None,
+            "last_utc": stamps[-1] if stamps else None,
+        }
+
+    direct = [data for key, data in runs.items() if key[3] == DIRECT_FRONT.label]
+    proxied = [data for key, data in runs.items() if key[3] != DIRECT_FRONT.label]
+    record_path = directory / hunt.RECORD
+    record = read_json(record_path) if record_path.exists() else None
+    return {
+        "direct": part(direct),
+        "proxied": part(proxied),
+        "record": None
+        if record is None
+        else {
+            "runs": record["plan"]["runs"],
+            "seconds": record["seconds"],
+            "created_utc": record["environment"]["created_utc"],
+        },
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -254,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return sweep(args, variants, args.results_dir)
     if args.mode == QUICK:  # a hunt supersedes the previous hunt's files for what it ran (staged inside)
-        return hunt.replace_all(selected(args), False, args.results_dir)
+        filtered = any((args.variant, args.scenario, args.server, getattr(args, "front", None)))
+        record = hunt.PARTIAL_RECORD if filtered else hunt.RECORD
+        return hunt.replace_all(selected(args), False, args.results_dir, record)
     # Staged, merge (scripts.common.staged): results/load/ is shared (single runs, every mode) and the report sums
     # every file in it, so a sweep's files go in only once the whole sweep has run without an error; an interrupted
     # or partly failed sweep adds nothing, where its part would have been summed as if it were a whole sweep.

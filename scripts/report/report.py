@@ -12,7 +12,7 @@ from scripts.bench import stats as benchstats
 from scripts.bench.verify import MEASURED, VERIFY_JSON
 from scripts.common import results as resultfiles
 from scripts.common.arguments import existing_dir
-from scripts.load import bounds, load_charts, loadstats, server_instructions
+from scripts.load import bounds, hunt, load_charts, loadstats, server_instructions
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix
 from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
@@ -90,6 +90,29 @@ def _verify_section(verify: dict | None) -> list[str]:
 
 def _chart(name: str, alt: str) -> str:
     return f"![{alt}]({(resultfiles.CHARTS_DIR / name).relative_to(resultfiles.RESULTS)})"
+
+
+def _hunt_time_lines(hunt_time: dict | None) -> list[str]:
+    """How long the hunt behind the grids took, from its runs' own timing (summary `hunt_time`)."""
+    if not hunt_time:
+        return []
+    lines = ["", "The leak hunt behind these cells (each run's own time: start-ups, load, stop):", ""]
+    for key, what in (("direct", "Direct"), ("proxied", "Behind a proxy")):
+        figures = hunt_time[key]
+        if figures["runs"]:
+            capped = f", {figures['capped']} at the time bound" if figures["capped"] else ""
+            lines.append(
+                f"- {what}: {figures['runs']} runs ({figures['variants']} variants × {figures['configs']} "
+                f"configurations, every scenario in each), {figures['seconds'] / 60:.1f} min, median run "
+                f"{_fmt(figures['median_run_s'], '.2f')} s{capped}; {figures['first_utc']} to {figures['last_utc']}."
+            )
+    if record := hunt_time.get("record"):
+        where = hunt.HUNT_RUN_JSON.relative_to(resultfiles.RESULTS)
+        lines.append(
+            f"- The last whole hunt, `ctxbench sweep --mode quick` (`{where}`): {record['runs']} runs in "
+            f"{record['seconds'] / 60:.1f} min wall time, ended {record['created_utc']}."
+        )
+    return lines
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
@@ -407,6 +430,7 @@ def _load_section(load: dict | None, server_counts: dict | None = None) -> list[
         f"requests (≤ {bounds.clean_bound(bounds.CLEAN_CELL_TARGET) * 100:.2f}%). Every cell, with its counts: "
         f"[{CELLS_MD.name}]({CELLS_MD.relative_to(resultfiles.RESULTS)}).",
     ]
+    lines += _hunt_time_lines(load.get("hunt_time"))
     lines += _server_instruction_lines(server_counts)
     loops = loop_parser.lines(load)
     lines += ["", *loops] if loops else []

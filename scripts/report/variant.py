@@ -50,7 +50,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], int]]]:
     specs = sweep.hunt_plan((name,))
     found: list[tuple[str, Callable[[], int]]] = [
         ("gate and paired CPU bench", lambda: bench.run(bench_args(name, "default"))),
-        ("leak hunt", lambda: hunt.replace_all(specs, args.dry_run)),
+        ("leak hunt", lambda: hunt.replace_all(specs, args.dry_run, record=hunt.PARTIAL_RECORD)),
     ]
     if not args.no_instructions:
         found.append(("instruction count", lambda: bench.run(bench_args(name, "instructions"))))
