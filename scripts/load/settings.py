@@ -40,9 +40,9 @@ HUNT_STOP_AT = bounds.CLEAN_CELL_TARGET
 # moves 2.5x between minutes; a run that settles sooner is not longer for it
 QUICK_DURATION_S = 20.0
 QUICK_WARMUP_S = 0.0  # the verdict counts warm-up requests too; a hunt run needs no unmeasured start
-# wall time of one hunt run, start-ups included: the median of a clean variant's 13 runs (2.72 s, README "Commands");
-# a leaking variant's runs stop sooner, so a whole hunt's estimate from it errs long
-HUNT_RUN_ESTIMATE_S = 2.7
+# wall time of one hunt run, start-ups included: the mean over the reference hunt (results/load/hunt/run.json: 584 runs
+# in 1,044 s, 1.79 s each; the median, 1.66 s, leaves out daphne's longer runs, which a whole plan has)
+HUNT_RUN_ESTIMATE_S = 1.8
 
 # the full sweep: user counts, longer runs
 FULL_USERS = (1, 4, 16, 32)
