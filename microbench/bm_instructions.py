@@ -95,13 +95,21 @@ def depth_file(output_dir: Path, kind: str) -> Path:
     return output_dir / f"{FILE_PREFIX}depth_{kind}.json"
 
 
-def groups(only: list[str] | None = None) -> list[str]:
+def groups(only: list[str] | None = None, depth: bool = False) -> list[str]:
     """What each worker process loads: one variant, baseline's A/A twin, or the depth apps.
 
-    `only`: these variants (and always baseline with its A/A twin): a smoke run need not import every library.
+    `only`: these variants (and always baseline with its A/A twin, their reference in the same run); the depth apps
+    measure what one layer costs, a figure of the whole run, so a run of some variants leaves them out (`depth`: not).
     """
     chosen = [v.name for v in registry.VARIANTS if only is None or v.name in only or v.name == BASELINE]
-    return [*chosen, AA_NAME, DEPTH]
+    return [*chosen, AA_NAME, DEPTH] if depth or not only else [*chosen, AA_NAME]
+
+
+def same_run_name(app: str, method: str) -> str:
+    """A reference's benchmark inside a variant's file, from a run of some variants (`--variant`): counts move a
+    little between runs (0.15% for baseline's GET between two runs of this machine), more than the A/A band within
+    one, so such a variant is compared with the baseline and A/A of its own run, never with another run's."""
+    return f"same_run_{app}_{bench_name(method)}"
 
 
 def loaded_apps(group: str) -> dict[tuple[str, str], tuple[object, dict[str, str | int]]]:
@@ -223,6 +231,11 @@ def write_suites(
             metadata |= proofs[f"{name} {method}"] | {"ctxbench_instance": name}
             runs.append(pyperf.Run(series, warmups=None, metadata=metadata, collect_metadata=False))
         files.setdefault(path, []).append(pyperf.Benchmark(runs))
+        for variant in (args.variant or ()) if name in (BASELINE, AA_NAME) else ():
+            if variant != BASELINE:  # the references of this run, inside the file of each variant it measured
+                renamed = {"name": same_run_name(name, method)}
+                copies = [pyperf.Run(r.values, None, r.get_metadata() | renamed, False) for r in runs]
+                files.setdefault(app_file(args.output_dir, variant), []).append(pyperf.Benchmark(copies))
     written = []
     for path, benchmarks in files.items():
         suite = pyperf.BenchmarkSuite(sorted(benchmarks, key=lambda b: b.get_name()))
@@ -246,6 +259,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append", action="store_true", help="add runs to existing files instead of replacing them")
     parser.add_argument("--variant", action="append", help="only these variants (default: all; baseline always)")
+    parser.add_argument("--depth", action="store_true", help="with --variant: count the depth apps too")
     parser.add_argument("--worker-plan", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker-group", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,7 +272,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ctxbench-callgrind-") as tmp:
         # Side by side, one per core: an instruction count does not depend on what else runs (the point of it).
-        jobs = [(group, index) for index in range(args.processes) for group in groups(args.variant)]
+        jobs = [(group, index) for index in range(args.processes) for group in groups(args.variant, args.depth)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
             futures = [pool.submit(measure_process, group, index, args, Path(tmp)) for group, index in jobs]
             per_process = [future.result() for future in futures]

@@ -134,10 +134,12 @@ def test_instruction_counts_smoke(tmp_path: Path) -> None:
     command = [sys.executable, str(Path(bm_instructions.__file__)), "--output-dir", str(tmp_path)]
     command += ["--requests", "1", "--blocks", "1", "--processes", "1", "--warmup", "1", "--variant", "contextvar_asgi"]
     with exclusive_run():  # callgrind runs Python ~100x slower: a core for about half a minute
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run([*command, "--depth"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     suite = pyperf.BenchmarkSuite.load(str(tmp_path / "instructions_contextvar_asgi.json"))
-    assert sorted(suite.get_benchmark_names()) == ["instructions_get", "instructions_post"]
+    own = [bm_instructions.bench_name(method) for method in benchstats.METHODS]
+    references = [bm_instructions.same_run_name(a, m) for a in ("baseline", "baseline_aa") for m in benchstats.METHODS]
+    assert sorted(suite.get_benchmark_names()) == sorted([*own, *references])  # its run's references inside
     assert suite.get_benchmark("instructions_get").get_metadata()["unit"] == "integer"
     counted = benchstats.summarize_instructions(tmp_path, [])
     assert {(row["variant"], row["method"]) for row in counted["apps"]} == {
@@ -145,3 +147,11 @@ def test_instruction_counts_smoke(tmp_path: Path) -> None:
     }
     assert {item["method"] for item in counted["aa"]} == set(benchstats.METHODS)
     assert set(counted["depth_per_layer"]) == {"pure_asgi", "basehttp"}
+    # without the reference run's files (as `bench --variant` leaves them), the variant is still compared within its run
+    for path in tmp_path.glob("instructions_baseline*.json"):
+        path.unlink()
+    alone = benchstats.summarize_instructions(tmp_path, [])
+    rows = [row for row in alone["apps"] if row["variant"] == "contextvar_asgi"]
+    assert {row["run"] for row in rows} == {"own"}
+    assert all(row["vs_baseline"]["reference"] == "baseline" for row in rows)
+    assert alone["fix"] == [] and alone["targets"] == []  # never across runs

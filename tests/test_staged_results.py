@@ -41,6 +41,15 @@ pytestmark = pytest.mark.timeout(60)
 PAIR = "explicit:uvloop-httptools"
 
 
+def ends(call: Callable[[], object], error: type[BaseException]) -> None:
+    """The command fails with `error`; Ctrl-C (or SIGTERM) ends it with 130 and one line (scripts.cli.main)."""
+    if issubclass(error, KeyboardInterrupt):
+        assert call() == 130
+        return
+    with pytest.raises(error):
+        call()
+
+
 class Injected(RuntimeError):
     """The fault a fake raises."""
 
@@ -153,8 +162,7 @@ def test_bench_gate_problem_at_start_keeps_everything(root: Path, unchanged, mon
 def test_bench_failing_mid_run_keeps_everything(root: Path, unchanged, monkeypatch, quiet_bench, error) -> None:
     jobs = fake_jobs(fail_at=5, error=error)
     monkeypatch.setattr(benchrun, "subprocess", types.SimpleNamespace(run=jobs))
-    with pytest.raises(RuntimeError if error is Injected else KeyboardInterrupt):
-        bench(root)
+    ends(lambda: bench(root), RuntimeError if error is Injected else error)
     unchanged("bench/run.json")
 
 
@@ -193,8 +201,7 @@ def test_instruction_counts_failing_job_keeps_everything(root: Path, unchanged, 
 def test_instruction_counts_interrupted_keep_everything(root: Path, unchanged, monkeypatch, quiet_bench) -> None:
     jobs = fake_jobs(fail_at=1, error=KeyboardInterrupt)
     monkeypatch.setattr(benchrun, "subprocess", types.SimpleNamespace(run=jobs))
-    with pytest.raises(KeyboardInterrupt):
-        bench(root, "--mode", "instructions")
+    ends(lambda: bench(root, "--mode", "instructions"), KeyboardInterrupt)
     unchanged("bench/run_instructions.json")
 
 
@@ -249,8 +256,7 @@ def load(root: Path) -> int:
 @pytest.mark.parametrize("error", [Injected, KeyboardInterrupt], ids=["server-fails", "ctrl-c"])
 def test_load_run_failing_at_start_adds_nothing(root: Path, unchanged, monkeypatch, error) -> None:
     monkeypatch.setattr(bounded_run, "execute", fake_execute(fail_at=1, error=error))
-    with pytest.raises(error):
-        load(root)
+    ends(lambda: load(root), error)
     unchanged()
 
 
@@ -291,8 +297,7 @@ def test_sweep_with_a_failing_run_adds_none_of_its_runs(root: Path, unchanged, m
 
 def test_sweep_interrupted_adds_none_of_its_runs(root: Path, unchanged, monkeypatch) -> None:
     monkeypatch.setattr(bounded_run, "execute", fake_execute(fail_at=2, error=KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        sweep_of(root, "baseline", "explicit", "request_state")
+    ends(lambda: sweep_of(root, "baseline", "explicit", "request_state"), KeyboardInterrupt)
     unchanged()
 
 
@@ -422,8 +427,7 @@ def stack_writer(fail_at: int | None = None, error: type[BaseException] = Inject
 @pytest.mark.parametrize("fail_at", [1, 2], ids=["start", "middle"])
 def test_versions_interrupted_keeps_every_stack(root: Path, unchanged, monkeypatch, fake_stacks, fail_at) -> None:
     monkeypatch.setattr(versions, "run_stack", stack_writer(fail_at=fail_at, error=KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        versions_of(root, STACKS[0].name, STACKS[1].name)
+    ends(lambda: versions_of(root, STACKS[0].name, STACKS[1].name), KeyboardInterrupt)
     unchanged()
 
 
@@ -469,8 +473,7 @@ def matrix_of(root: Path) -> int:
 @pytest.mark.parametrize("error", [Injected, KeyboardInterrupt], ids=["error", "ctrl-c"])
 def test_matrix_failing_while_measuring_keeps_it(root: Path, unchanged, monkeypatch, error) -> None:
     monkeypatch.setattr(matrix, "run_matrix", lambda: (_ for _ in ()).throw(error("boom")))
-    with pytest.raises(error):
-        matrix_of(root)
+    ends(lambda: matrix_of(root), error)
     unchanged("matrix/matrix.json")
 
 
@@ -512,8 +515,7 @@ def test_verify_failing_keeps_the_verdicts(root: Path, unchanged, monkeypatch, f
 
     monkeypatch.setattr(gate, "measure", measure)
     monkeypatch.setattr(gate.conformance, "scenario_problems", lambda variant, counts: [])
-    with pytest.raises(error):
-        verify_of(root)
+    ends(lambda: verify_of(root), error)
     unchanged("verify/verdicts.json")
 
 

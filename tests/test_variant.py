@@ -81,3 +81,13 @@ def test_the_variant_command_is_registered_and_its_dry_run_runs_nothing(capsys: 
         len(serverconfig.FRONTED) * len(fronts.PROXIES) if SUBJECT in registry.tagged(registry.BEHIND_PROXY) else 0
     )
     assert f"{len(serverconfig.LEAK_HUNT) + proxied} runs" in out
+
+
+def test_one_variants_instruction_count_replaces_its_own_file_only(tmp_path: Path) -> None:
+    """Its file holds its run's baseline and A/A: the reference run's baseline, A/A and depth files stay."""
+    names = [f"instructions_{app}.json" for app in (SUBJECT, "baseline", "baseline_aa", "depth_basehttp")]
+    for name in names:
+        (tmp_path / name).write_text("{}")
+    replaced = bench.replaced_files(bench.MODES["instructions"], (SUBJECT,))
+    matched = {path.name for path in tmp_path.iterdir() if any(fnmatch.fnmatch(path.name, p) for p in replaced)}
+    assert matched == {f"instructions_{SUBJECT}.json"}

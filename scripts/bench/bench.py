@@ -261,6 +261,11 @@ def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> i
         return 1
     parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
     environment = {**environment, "parameters": parameters}
+    if only:  # each variant's file holds its run's baseline and A/A (bm_instructions.same_run_name): the reference
+        kept = {instruction_file(name) for name in only if name != benchstats.BASELINE}  # run's own files stay
+        for path in staging.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
+            if path.name not in kept:
+                path.unlink()
     for name in only:
         write_json(staging / VARIANT_RUNS / f"{name}-instructions.json", {**parameters, "variant": name})
     if not only:
@@ -300,17 +305,20 @@ def measure(args: argparse.Namespace, mode: Mode, staging: Path) -> int:
 
 
 def replaced_files(mode: Mode, only: tuple[str, ...]) -> tuple[str, ...]:
-    """What a run replaces in results/bench/: a full run every file of its mode; a `--variant` run only the files it
-    writes (its own, baseline's for its instruction counts, the depth apps'), and the variants/ records it extends."""
+    """What a run replaces in results/bench/: a full run every file of its mode; a `--variant` run only its variants'
+    files (their instruction counts hold their run's baseline and A/A), and the variants/ records it extends."""
     if not only:
         return (*(OUR_FILES if mode.timed else INSTRUCTION_FILES), benchstats.SUMMARY_NAME)
     if mode.timed:
         own = [benchstats.app_path(Path(), name).name for name in only]
         own += [benchstats.variant_paired_path(Path(), name).name for name in only]
-    else:
-        own = [f"{bm_instructions.FILE_PREFIX}{name}.json" for name in (*only, benchstats.BASELINE)]
-        own += [f"{bm_instructions.FILE_PREFIX}{benchstats.BASELINE}_*.json", f"{bm_instructions.FILE_PREFIX}depth_*"]
+    else:  # its variants' counts, each with its run's baseline inside; baseline's, the A/A's and depth's stay
+        own = [instruction_file(name) for name in only if name != benchstats.BASELINE]
     return (*own, VARIANT_RUNS, benchstats.SUMMARY_NAME)
+
+
+def instruction_file(name: str) -> str:
+    return bm_instructions.app_file(Path(), name).name
 
 
 def staged_measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> dict | None:

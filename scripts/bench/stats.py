@@ -47,10 +47,14 @@ summary.json schema (all times are medians over every value of every run unless 
         apps: list per variant x method: variant, category, method, instructions (median per request), min, max,
             spread_pct ((max - min) / median over every block of every process: the repeatability),
             process_spread_pct (the same over process means), runs, values, cpu_median_us and cpu_paired_added_pct
-            (CPU time beside the count, from `apps`), vs_baseline (a count comparison);
+            (CPU time beside the count, from `apps`), run ("reference": the run of every app; "own": a run of
+            some variants, `--variant`, whose file holds that run's baseline and A/A), vs_baseline (a count
+            comparison, with the baseline and A/A of the variant's own run when it has one);
         aa: count comparison of baseline measured in a callgrind process of its own against baseline, per method;
         aa_max_abs_pct, repeatability_max_spread_pct (largest spread_pct of any app or depth row);
-        targets: contextvar_asgi against TARGET_REFERENCES, per method; fix: FIX_SUBJECT against FIX_REFERENCE;
+        targets: contextvar_asgi against TARGET_REFERENCES, per method; fix: FIX_SUBJECT against FIX_REFERENCE
+            (both only between counts of the reference run: a count of a run of its own is compared with nothing
+            else);
         depth: kind, depth, instructions, spread_pct, ..., added (over depth 0); depth_per_layer: {kind: slope}.
         count comparison: subject, reference, method, added (instructions per request), added_pct, threshold_pct
         (the largest of |A/A %| and both sides' spread_pct), verdict ("more instructions", "fewer instructions",
@@ -73,6 +77,7 @@ from pathlib import Path
 import pyperf
 
 from apps.harness import registry
+from microbench.bm_instructions import same_run_name
 from scripts.common.environment import describe
 from scripts.common.results import BENCH_DIR, read_json, write_json
 
@@ -417,15 +422,25 @@ def instruction_path(results_dir: Path, app: str) -> Path:
 def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
     """The `instructions` section (see the module docstring), or None when no instruction counts are present."""
     counts: dict[tuple[str, str], dict] = {}
+    # a variant counted in a run of its own (`--variant`): that run's baseline and A/A, which it is compared with
+    own_run: dict[tuple[str, str], tuple[dict, float]] = {}
     for variant in [*(v.name for v in registry.VARIANTS), AA_APP]:
         path = instruction_path(results_dir, variant)
         if not path.exists():
             continue
         suite = pyperf.BenchmarkSuite.load(str(path))
+        names = set(suite.get_benchmark_names())
         for method in METHODS:
             bench = suite.get_benchmark(f"{INSTRUCTIONS_PREFIX}{method}")
             proven_apps(bench, BASELINE if variant == AA_APP else variant)
             counts[(variant, method)] = describe_counts(bench)
+            if {same_run_name(BASELINE, method), same_run_name(AA_APP, method)} <= names:
+                base, twin = (suite.get_benchmark(same_run_name(app, method)) for app in (BASELINE, AA_APP))
+                proven_apps(base, BASELINE)
+                proven_apps(twin, BASELINE)
+                reference = describe_counts(base)
+                aa_in_run = compare_counts(describe_counts(twin), reference, (AA_APP, BASELINE), method, 0)
+                own_run[(variant, method)] = (reference, aa_in_run["added_pct"])
     if not counts:
         return None
     aa = []
@@ -441,8 +456,12 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
         if variant == AA_APP:
             continue
         entry = {"variant": variant, "category": registry.get(variant).category, "method": method, **row}
+        entry["run"] = "own" if (variant, method) in own_run else "reference"
         reference = counts.get((BASELINE, method))
-        if reference is not None and variant != BASELINE:
+        if (variant, method) in own_run:
+            own_reference, own_aa = own_run[(variant, method)]
+            entry["vs_baseline"] = compare_counts(row, own_reference, (variant, BASELINE), method, own_aa)
+        elif reference is not None and variant != BASELINE:
             entry["vs_baseline"] = compare_counts(row, reference, (variant, BASELINE), method, aa_pct.get(method, 0))
         timed = cpu.get((variant, method))
         if timed is not None:  # CPU time beside the count: the second figure, which sees what counts leave out
@@ -450,6 +469,12 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
             paired = timed.get("paired_vs_baseline") or {}
             entry["cpu_paired_added_pct"] = paired.get("added_pct")
         rows.append(entry)
+
+    def one_run(subject: str, reference: str, method: str) -> bool:
+        """Both counted, in one run: the reference run, or neither from a run of its own."""
+        both = (subject, method) in counts and (reference, method) in counts
+        return both and (subject, method) not in own_run and (reference, method) not in own_run
+
     fix = [
         compare_counts(
             counts[(FIX_SUBJECT, method)],
@@ -459,7 +484,7 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
             aa_pct.get(method, 0),
         )
         for method in METHODS
-        if (FIX_SUBJECT, method) in counts and (FIX_REFERENCE, method) in counts
+        if one_run(FIX_SUBJECT, FIX_REFERENCE, method)
     ]
     targets = [
         compare_counts(
@@ -471,7 +496,7 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
         )
         for method in METHODS
         for ref in TARGET_REFERENCES
-        if (TARGET_SUBJECT, method) in counts and (ref, method) in counts
+        if one_run(TARGET_SUBJECT, ref, method)
     ]
     depth, per_layer = [], {}
     for kind in DEPTH_KINDS:

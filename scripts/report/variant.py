@@ -3,9 +3,10 @@
     ctxbench variant NAME [--dry-run] [--no-instructions]
 
 Each step replaces that variant's previous results only (results/verify/verdicts.json entry, its leak-hunt files
-under results/load/, app_NAME.json and paired-NAME.json under results/bench/; the instruction count rewrites its
-own, baseline's and the depth apps' files, whose counts do not move between runs) and keeps everyone else's; the
-report is then rebuilt from the raw files. The step durations go to
+under results/load/, app_NAME.json, paired-NAME.json and instructions_NAME.json under results/bench/) and keeps
+everyone else's; the report is then rebuilt from the raw files. Each comparison stays inside one run: the paired
+bench pairs the variant with baseline in its own blocks, and its instruction file holds the baseline and A/A counted
+in the same run (counts move a little between runs, more than the A/A band within one). The step durations go to
 results/variants/NAME.json. It lives in the report stage because it drives the bench and load stages and the report.
 """
 
