@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from scripts import cli
 from scripts.bench import bench, verify
 from scripts.bench import stats as benchstats
 from scripts.common.environment import ROOT
+from scripts.common.results import BENCH_DIR
 from scripts.load import fronts
 from scripts.load import servers as serverconfig
 
@@ -70,6 +72,15 @@ def test_one_variants_paired_blocks_pair_with_their_own_baseline(tmp_path: Path)
     assert set(benchstats.load_variant_paired(tmp_path)) == {SUBJECT}
     for method in bm_paired.METHODS:
         assert len(benchstats.block_ratios(suite, method, SUBJECT, registry.reference())) == 2
+    # its independent runs are compared with nothing: baseline's file is another run's, and CPU time moves with the host
+    for app in (SUBJECT, registry.reference()):
+        shutil.copy(benchstats.app_path(BENCH_DIR, app), benchstats.app_path(tmp_path, app))
+    rows = [row for row in benchstats.summarize(tmp_path, write=False)["apps"] if row["variant"] == SUBJECT]
+    assert rows and all(row["vs_baseline"] is None and row["run"] == "own" for row in rows)
+    assert all(row["paired_vs_baseline"]["source"] == "alone" for row in rows)
+    output.unlink()
+    rows = [row for row in benchstats.summarize(tmp_path, write=False)["apps"] if row["variant"] == SUBJECT]
+    assert all(row["vs_baseline"] is not None and "run" not in row for row in rows)
 
 
 def test_the_variant_command_is_registered_and_its_dry_run_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,8 @@ summary.json schema (all times are medians over every value of every run unless 
         variant, category, library, method, series ("main"), runs, values,
         median_us, mean_us, p25_us, p75_us, stdev_pct (stdev of all values, % of mean), iqr_pct (% of median),
         run_means_us (one mean per worker), apps_proven (the app name every worker reported, from the response),
-        vs_baseline: comparison against baseline's same method (absent for baseline itself), see "comparison"
+        vs_baseline: comparison against baseline's same method (absent for baseline itself; null for a variant timed
+            in a run of its own, `--variant`, whose `run` is "own": baseline's file is another run's), see "comparison"
     aa: list, one per method: comparison of the A/A copy of baseline against baseline (must read "not significant")
     targets: list of comparisons named by the issue: contextvar_asgi against baseline, starlette_context and
         asgi_correlation_id, per method
@@ -540,6 +541,11 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))
     alone = load_variant_paired(results_dir)
+    for row in apps:  # a variant timed alone (`--variant`): its app file and baseline's come from different runs,
+        if row["variant"] in alone:  # and CPU time moves with the host between runs: only its paired blocks compare
+            row["vs_baseline"] = None
+            row["run"] = "own"
+    targets = [item for item in targets if not {item["subject"], item["reference"]} & set(alone)]
     for row in apps:
         suite = alone.get(row["variant"], paired)
         if row["variant"] != BASELINE and suite is not None:

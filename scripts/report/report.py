@@ -123,6 +123,9 @@ def _pct(share: float | None) -> str:
     return "-" if share is None else f"{share * 100:.2g}%"
 
 
+ALONE = "timed in a run of its own (`ctxbench variant`): paired only, baseline's file is another run's"
+
+
 def _comparison_cell(comparison: dict | None) -> str:
     if not comparison:
         return "the floor"
@@ -154,7 +157,7 @@ def _bench_section(bench: dict | None) -> list[str]:
         lines.append(
             f"| `{row['variant']}` | {row['method'].upper()} | {row['median_us']:.1f} | {row['stdev_pct']:.1f} "
             f"| {row['runs']} | {_comparison_cell(row.get('paired_vs_baseline'))} "
-            f"| {_comparison_cell(row.get('vs_baseline'))} |"
+            f"| {ALONE if row.get('run') == 'own' else _comparison_cell(row.get('vs_baseline'))} |"
         )
     lines += ["", "| comparison | design | method | added | threshold | verdict |", "|---|---|---|---|---|---|"]
     lines += [
@@ -266,11 +269,16 @@ def _instruction_lines(counted: dict | None) -> list[str]:
     for row in sorted(counted["apps"], key=lambda r: (r["method"], r["instructions"])):
         versus = row.get("vs_baseline")
         added = f"{versus['added']:+,.0f} ({versus['added_pct']:+.2f}%)" if versus else "(reference)"
+        added += " †" if row.get("run") == "own" else ""
         cpu_added = row.get("cpu_paired_added_pct")
         lines.append(
             f"| `{row['variant']}` | {row['method'].upper()} | {row['instructions']:,.0f} | {added} "
             f"| {_fmt(row.get('cpu_median_us'))} | {'-' if cpu_added is None else f'{cpu_added:+.1f}%'} |"
         )
+    own = sorted({row["variant"] for row in counted["apps"] if row.get("run") == "own"})
+    if own:
+        lines += ["", f"† {', '.join(f'`{name}`' for name in own)}: counted in a run of its own (`ctxbench variant`), "
+                  "against the baseline counted in that run (counts move a little between runs)."]  # fmt: skip
     lines += [""] + [
         f"- {item['subject']} vs {item['reference']} {item['method'].upper()}: {item['added']:+,.0f} instructions "
         f"({item['added_pct']:+.3f}%, resolved beyond {item['threshold_pct']:.3f}%): {item['verdict']}"
