@@ -27,7 +27,7 @@ def rejudged_pair(pair: dict) -> dict:
 def rejudge(directory: Path) -> dict:
     """Every pair of the soak under `directory` judged again; the summary and pair files replaced in one step."""
     summary = read_json(directory / SUMMARY_NAME)
-    with staged_run(directory) as stage:
+    with staged_run(directory, origin=(SUMMARY_NAME,)) as stage:
         pairs = []
         for entry in summary["pairs"]:
             pair = rejudged_pair(read_json(directory / entry["file"]))

@@ -358,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     incomplete = incomplete_dir(out)
-    with staged_run(out) as stage:
+    # its summary alone says which soak it was (the pair files carry no environment): the kept-results line reads it
+    with staged_run(out, origin=(SUMMARY_NAME,)) as stage:
         soak = Soak(pairs, args.requests, args.segment, args.users, stage.dir)
         stage.publish_to(incomplete)  # until it is complete: an exception here still writes what was done there
         soak.run()
