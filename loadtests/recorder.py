@@ -124,7 +124,7 @@ class Recorder:
 
     def settled(self, target: int, driven: tuple[str, ...], total: int = 0) -> bool:
         """Every driven scenario cell has a downstream leak (nothing can change its verdict) or `target` requests, and
-        the run has `total` requests over its cells unless one of them leaks.
+        the run has `total` requests over its cells unless one of them failed.
 
         A leak at entry only, a lost value or another failure does not settle a cell: a downstream leak could still
         come and change its verdict (stale context at entry -> leaks), so such a cell runs to the target as well.

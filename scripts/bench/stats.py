@@ -541,12 +541,11 @@ def summarize(results_dir: Path = BENCH_DIR, write: bool = True) -> dict:
     paired = load_paired(results_dir)
     apps, aa, targets = summarize_apps(load_apps(results_dir))
     alone = load_variant_paired(results_dir)
-    for row in apps:  # a variant timed alone (`--variant`): its app file and baseline's come from different runs,
-        if row["variant"] in alone:  # and CPU time moves with the host between runs: only its paired blocks compare
-            row["vs_baseline"] = None
-            row["run"] = "own"
     targets = [item for item in targets if not {item["subject"], item["reference"]} & set(alone)]
     for row in apps:
+        if row["variant"] in alone:  # timed alone (`--variant`): its app file and baseline's come from different runs,
+            row["vs_baseline"] = None  # and CPU time moves with the host between runs: only its paired blocks compare
+            row["run"] = "own"
         suite = alone.get(row["variant"], paired)
         if row["variant"] != BASELINE and suite is not None:
             row["paired_vs_baseline"] = paired_compare(suite, row["method"], row["variant"], BASELINE)

@@ -28,7 +28,8 @@ def with_pair_targets(specs: list[bounded_run.RunSpec]) -> list[bounded_run.RunS
     """Each hunt run given its share of bounds.CORRECT_PAIR_TARGET (stop_total) when its cells' own targets do not
     add up to it: an (approach, server kind) pair that stays clean then reaches the pair target over its runs. A kind
     hunted on one configuration only (daphne) needs more per run than uvicorn's many. Every cell keeps its own target
-    (stop_at); the cheap cells carry the rest. A run with a leak stops at its first one."""
+    (stop_at); the cheap cells carry the rest. A run with a failure of any kind needs no share: its pair is not clean
+    (loadtests.recorder.Recorder.settled)."""
     runs: dict[tuple[str, str], int] = {}
     for spec in specs:
         key = (spec.variant, spec.config.kind)
