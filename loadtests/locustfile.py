@@ -96,11 +96,16 @@ def on_test_start(environment: Environment, **_: object) -> None:
         return
     settings = {key: value for key, value in vars(options(environment)).items() if key.startswith("ctx_")}
     RECORDER.start(options(environment).ctx_warmup, settings)
-    opts = options(environment)
-    # one process only: a worker sees only its share of each cell, so it cannot tell that the cell is settled
-    single = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
-    if opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and single:
+    if settles(environment):
         gevent.spawn(stop_when_settled, environment)
+
+
+def settles(environment: Environment) -> bool:
+    """--ctx-stop-at applies: responses are judged, and in one process only (a worker sees only its share of each
+    cell, so it cannot tell that the cell is settled)."""
+    opts = options(environment)
+    single = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
+    return opts.ctx_stop_at > 0 and not opts.ctx_skip_validation and single
 
 
 def driven(opts: Any) -> tuple[str, ...]:
@@ -111,10 +116,7 @@ def driven(opts: Any) -> tuple[str, ...]:
 def done_sending(environment: Environment, scenario: str) -> bool:
     """Under --ctx-stop-at: this user's cell is clean and has all it needs, so it sends nothing more."""
     opts = options(environment)
-    single = not isinstance(environment.runner, WorkerRunner)  # a worker sees only its share of the cell
-    if opts.ctx_stop_at <= 0 or opts.ctx_skip_validation or not single:
-        return False
-    return RECORDER.done_sending(scenario, opts.ctx_stop_at, driven(opts), opts.ctx_stop_total)
+    return settles(environment) and RECORDER.done_sending(scenario, opts.ctx_stop_at, driven(opts), opts.ctx_stop_total)
 
 
 def stop_when_settled(environment: Environment) -> None:

@@ -107,7 +107,7 @@ def groups(only: list[str] | None = None, depth: bool = False) -> list[str]:
 
 def same_run_name(app: str, method: str) -> str:
     """A reference's benchmark inside a variant's file, from a run of some variants (`--variant`): counts move a
-    little between runs (0.15% for baseline's GET between two runs of this machine), more than the A/A band within
+    little between runs (0.14% for baseline's GET between two runs of this machine), more than the A/A band within
     one, so such a variant is compared with the baseline and A/A of its own run, never with another run's."""
     return f"same_run_{app}_{bench_name(method)}"
 

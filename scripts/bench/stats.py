@@ -476,29 +476,23 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
         both = (subject, method) in counts and (reference, method) in counts
         return both and (subject, method) not in own_run and (reference, method) not in own_run
 
-    fix = [
-        compare_counts(
-            counts[(FIX_SUBJECT, method)],
-            counts[(FIX_REFERENCE, method)],
-            (FIX_SUBJECT, FIX_REFERENCE),
-            method,
-            aa_pct.get(method, 0),
-        )
-        for method in METHODS
-        if one_run(FIX_SUBJECT, FIX_REFERENCE, method)
-    ]
-    targets = [
-        compare_counts(
-            counts[(TARGET_SUBJECT, method)],
-            counts[(ref, method)],
-            (TARGET_SUBJECT, ref),
-            method,
-            aa_pct.get(method, 0),
-        )
-        for method in METHODS
-        for ref in TARGET_REFERENCES
-        if one_run(TARGET_SUBJECT, ref, method)
-    ]
+    def between(pairs: list[tuple[str, str]]) -> list[dict]:
+        """Count comparisons of (subject, reference) pairs, per method, where both were counted in one run."""
+        return [
+            compare_counts(
+                counts[(subject, method)],
+                counts[(reference, method)],
+                (subject, reference),
+                method,
+                aa_pct.get(method, 0),
+            )
+            for method in METHODS
+            for subject, reference in pairs
+            if one_run(subject, reference, method)
+        ]
+
+    fix = between([(FIX_SUBJECT, FIX_REFERENCE)])
+    targets = between([(TARGET_SUBJECT, reference) for reference in TARGET_REFERENCES])
     depth, per_layer = [], {}
     for kind in DEPTH_KINDS:
         path = instruction_path(results_dir, f"depth_{kind}")
