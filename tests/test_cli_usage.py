@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scripts import cli
@@ -32,7 +32,15 @@ PARSER, COMMANDS, MODULES = cli.build_parser(every=True)
 BASE = {"load": ["--variant=baseline"], "probe": ["plain_asgi:app"], "soak": ["--pair=baseline:uvloop-httptools"]}
 ZERO_MEANS_NONE = {("load", "--warmup"), ("load", "--rate"), ("versions", "--warmup"), ("bench", "--seed")}
 MULTIPLE_OF = {("soak", "--users"): 5}  # every scenario at once needs as many users in each
-EXAMPLES = settings(max_examples=25, deadline=None, database=None)  # its own count: it runs once per option
+# Its own count, a fortieth of the profile's (25 in CI, 250 with `make fuzz`): it runs once per option. The rest
+# (derandomized in CI, fresh draws in the long profile) comes from the profile loaded in conftest.py.
+EXAMPLES = settings(max_examples=max(1, settings.default.max_examples // 40), deadline=None)
+# A value of `--` is refused before the name is looked up (argparse reads `--` as "no more options": `--stack --` is
+# "expected one argument", and `--stack=--` is caught by cli.OneLineParser as "'--' is not a value"). Either line
+# names the option and is a fine answer, so for that value the rule is "refused, naming the option" (a positional
+# name still reads `--` as a name and lists the known ones). Every other unknown name is answered with the known ones.
+DASHES = "--"
+DASHES_REFUSALS = ("'--' is not a value", "expected one argument")
 A_FILE = "a-file"  # a regular file in the working directory: not a directory, not a program
 
 
@@ -211,9 +219,13 @@ def test_an_unknown_name_is_refused_with_the_known_ones(
 
     @EXAMPLES
     @given(st.text(max_size=30).filter(lambda text: text not in known))
+    @example(DASHES)  # drawn once at random by CI and failed it (issue 33): now every run has it
+    @example("-")
+    @example(f"-{known[0]}")
     def check(name: str) -> None:
         line = refused(argv(command, action, name), capsys)
-        assert all(item in line for item in known)
+        listed = all(item in line for item in known)
+        assert listed or (name == DASHES and any(refusal in line for refusal in DASHES_REFUSALS)), line
 
     check()
 
