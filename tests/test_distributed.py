@@ -98,7 +98,7 @@ def drive(host_url: str, out: Path, scenario: str, prefix: dict[str, list[str]] 
 
 @pytest.mark.parametrize(
     ("variant", "scenario", "leaks"),
-    [("global_state", "get", True), ("contextvar_isolated", "each", False)],
+    [("global_state", "get", True), ("contextvar_snapshot", "each", False)],
     ids=["the-control-leaks", "isolated-is-clean"],
 )
 def test_master_with_two_workers_reports_worker_leaks_by_name(

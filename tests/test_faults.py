@@ -91,7 +91,7 @@ def test_ctrl_c_in_a_soak_leaves_no_process_and_writes_what_it_has(tmp_path: Pat
     out.mkdir()
     (out / "summary.json").write_text('{"complete": true}')
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", "10000000", "--segment", str(RUN_S)]
-    command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(out)]
+    command += ["--pair", "contextvar_snapshot:uvloop-httptools", "--out", str(out)]
     code, seen, left = interrupted(command, age_s=GENERATOR_UP_S)
     assert code == 130 and seen
     assert not left
@@ -99,7 +99,7 @@ def test_ctrl_c_in_a_soak_leaves_no_process_and_writes_what_it_has(tmp_path: Pat
     assert (out / "summary.json").read_text() == '{"complete": true}'
     summary = results.read_json(incomplete / "summary.json")
     assert summary["complete"] is False and summary["interrupted"] is True and summary["passed"] is False
-    pair = results.read_json(incomplete / "contextvar_isolated--uvloop-httptools.json")
+    pair = results.read_json(incomplete / "contextvar_snapshot--uvloop-httptools.json")
     assert pair["segments"] and pair["segments"][-1].get("interrupted") is True and pair["requests"] > 0
 
 

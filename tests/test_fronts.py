@@ -21,7 +21,7 @@ from scripts.load import servers as serverconfig
 from scripts.load.process import free_port, fronting, in_group, serve
 from scripts.load.settings import FRONT_CPUS, HOST, SERVER_CPUS
 
-CLEAN_VARIANT = "contextvar_isolated"  # all ok on every server: any failure through a front is the front's doing
+CLEAN_VARIANT = "contextvar_snapshot"  # all ok on every server: any failure through a front is the front's doing
 BATCHES, DEPTH = 6, 4
 
 

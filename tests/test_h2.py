@@ -12,7 +12,7 @@ from scripts.load import h2
 from scripts.load import servers as serverconfig
 from scripts.load.process import in_group
 
-CLEAN_VARIANT = "contextvar_isolated"  # all ok on every server: any failure is the transport's doing
+CLEAN_VARIANT = "contextvar_snapshot"  # all ok on every server: any failure is the transport's doing
 SAMPLES = [
     *(target for target in h2.TARGETS if target.front.is_direct),
     next(t for t in h2.TARGETS if not t.front.is_direct and t.config == serverconfig.UVLOOP_HTTPTOOLS),

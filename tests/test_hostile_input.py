@@ -8,8 +8,9 @@ the leak checker: its own context, nothing of the hostile request's. A 500 is a 
 does not answer a complete (if malformed) request, or that stops serving others while one client stalls. A 400/431 or
 a closed connection are both fine answers to malformed input: which one each server picks is printed (`-s`).
 
-The variant is `contextvar_isolated`: correct on every server kind, also on one keep-alive connection (each request
-starts in a fresh Context), so any failure of the follow-up requests is the hostile input's doing, not a known leak.
+The variant is `contextvar_snapshot`: correct on every server kind, also on one keep-alive connection (each request
+starts in a copy of the startup Context), so any failure of the follow-up requests is the hostile input's doing,
+not a known leak.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from scripts.load import servers
 from scripts.load.process import Managed, free_port, serve
 from scripts.load.settings import HOST, SERVER_CPUS
 
-VARIANT = "contextvar_isolated"
+VARIANT = "contextvar_snapshot"
 ANSWER_TIMEOUT_S = 3.0  # a complete request, however malformed, is answered (or the connection closed) by then
 STALL_S = 0.3  # how long a stalling client holds its connection open before the check that others are served
 SEQ = itertools.count()

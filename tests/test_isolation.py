@@ -33,7 +33,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps import contextvar_isolated, contextvar_isolated_task
+from apps import contextvar_isolated, contextvar_isolated_task, contextvar_snapshot
 from apps.contextvar_isolated import FreshContextMiddleware, in_context
 from apps.harness import conformance, inprocess, registry
 
@@ -43,7 +43,20 @@ DEADLINE_S = 5.0  # a broken version that hangs is reported, not waited for
 BOUND = 2_000  # loops downstream stop by themselves: a version that lets them run on cannot hang the suite
 
 TASK_PER_REQUEST = contextvar_isolated_task.FreshContextMiddleware
-BOTH = pytest.mark.parametrize("middleware", [FreshContextMiddleware, TASK_PER_REQUEST], ids=["task_free", "task"])
+
+
+def snapshot_of_a_fresh_start(app: ASGIApp) -> ASGIApp:
+    """contextvar_snapshot's middleware, built as a freshly started server builds it: in a Context no request has
+    touched (here an empty one, so each request's copy starts as empty as the fresh-Context versions')."""
+    return contextvars.Context().run(contextvar_snapshot.SnapshotContextMiddleware, app)
+
+
+# the fix that keeps startup values passes every check of the fresh-Context one (tests/test_snapshot.py: the rest)
+BOTH = pytest.mark.parametrize(
+    "middleware",
+    [FreshContextMiddleware, TASK_PER_REQUEST, snapshot_of_a_fresh_start],
+    ids=["task_free", "task", "snapshot"],
+)
 
 
 # --- Broken versions of in_context: each check must catch at least one --------------------------------------------
@@ -759,6 +772,7 @@ def check_current_task(middleware: Callable[[ASGIApp], ASGIApp]) -> list[str]:
 
 def test_current_task_downstream_is_the_request_task() -> None:
     assert check_current_task(FreshContextMiddleware) == []
+    assert check_current_task(snapshot_of_a_fresh_start) == []
     assert check_current_task(TASK_PER_REQUEST) == ["downstream runs in another task"]  # what the old one changes
 
 

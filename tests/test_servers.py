@@ -55,7 +55,7 @@ def _gone(pids: list[int]) -> bool:
 
 @pytest.mark.parametrize("config", [*servers.PER_KIND, servers.GUNICORN_RESET], ids=lambda c: c.label)
 def test_every_server_kind_serves_the_isolated_variant_cleanly_and_leaves_nothing(config: servers.ServerConfig) -> None:
-    found, pids = served("contextvar_isolated", config)
+    found, pids = served("contextvar_snapshot", config)
     assert found == [], f"{config.label}: {sorted(set(found))}"
     assert pids and _gone(pids) and not in_group(pids[0])
 

@@ -135,7 +135,7 @@ def test_a_follow_up_soak_is_shown_under_the_soak(tmp_path: Path) -> None:
 
 def test_a_short_soak_runs_clean_and_writes_its_results(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "scripts.cli", "soak", "--requests", str(SHORT_BUDGET), "--segment", "3"]
-    command += ["--pair", "contextvar_isolated:uvloop-httptools", "--out", str(tmp_path)]
+    command += ["--pair", "contextvar_snapshot:uvloop-httptools", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=LOCK_WAIT_S)
     # one 3 s segment holds too few memory samples to judge growth: clean traffic, but no memory verdict -> not PASSED
     assert done.returncode == 1, done.stdout + done.stderr
@@ -145,7 +145,7 @@ def test_a_short_soak_runs_clean_and_writes_its_results(tmp_path: Path) -> None:
     assert result["verdict"] == "INCONCLUSIVE" and result["pairs"][0]["verdict"] == "inconclusive"
     assert "growth not judged" in result["pairs"][0]["why"]
     assert (result["leak"], result["lost"], result["other"]) == (0, 0, 0)
-    pair = read_json(tmp_path / "contextvar_isolated--uvloop-httptools.json")
+    pair = read_json(tmp_path / "contextvar_snapshot--uvloop-httptools.json")
     assert set(pair["by_scenario"]) == {"get", "post", "stream", "mix", "pipeline"}  # every scenario, mixed
     assert len(pair["samples"]) >= 3 and all(sample["rss"] > 0 for sample in pair["samples"])
     assert pair["samples"][-1]["requests"] == pair["requests"]

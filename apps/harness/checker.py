@@ -7,12 +7,28 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from apps.harness.contract import AUDIT, AUDIT_HEADERS, CHECKPOINTS, ENTRY, FIELDS, REQUEST_ID_HEADER
+from apps.harness.contract import (
+    ALL_STARTUP_KEPT,
+    AUDIT,
+    AUDIT_HEADERS,
+    AUDIT_STARTUP_HEADER,
+    CHECKPOINTS,
+    ENTRY,
+    FIELDS,
+    NOT_REPORTED,
+    REQUEST_ID_HEADER,
+    STARTUP_KEY,
+)
 
 OK = "ok"
 LOST = "lost"  # a value was expected and none was seen
 LEAK = "leak"  # a value that is not this request's (or anything at all at `entry`)
-VERDICTS = (OK, LOST, LEAK)
+# A value the app set before its first request (apps/harness/startup.py) that this checkpoint cannot see, where the
+# server's default configuration shows it: not another request's data, not a lost request value, but a changed app
+# (its decimal precision, its log fields). Judged at every checkpoint and the audit, as field STARTUP.
+DROPPED = "dropped"
+VERDICTS = (OK, LOST, LEAK, DROPPED)
+STARTUP = "startup"
 # Echoed X-Request-ID and the body's request_id, checked like a checkpoint so a crossed response is caught too.
 RESPONSE = "response"
 VERDICT_POINTS = (*CHECKPOINTS, AUDIT, RESPONSE)
@@ -61,9 +77,13 @@ class Failure:
         return self.verdict == LOST
 
     @property
+    def is_dropped(self) -> bool:
+        return self.verdict == DROPPED
+
+    @property
     def judged(self) -> bool:
-        """A verdict of the checker (leak or lost), not a failure to get a judgeable answer."""
-        return self.verdict in (LEAK, LOST)
+        """A verdict of the checker (leak, lost or dropped), not a failure to get a judgeable answer."""
+        return self.verdict in (LEAK, LOST, DROPPED)
 
 
 def leaks(names: Iterable[str]) -> list[str]:
@@ -99,12 +119,13 @@ def expected_values(sent: Sent, headers: Mapping[str, str]) -> dict[str, str | N
 
 # Every verdict ok: what the fast path returns, copied per response (callers add points to it).
 ALL_OK: dict[str, dict[str, str]] = {
-    **{checkpoint: dict.fromkeys(FIELDS, OK) for checkpoint in CHECKPOINTS},
-    AUDIT: dict.fromkeys(FIELDS, OK),
+    **{checkpoint: dict.fromkeys((*FIELDS, STARTUP), OK) for checkpoint in CHECKPOINTS},
+    AUDIT: dict.fromkeys((*FIELDS, STARTUP), OK),
     RESPONSE: {"request_id": OK},
 }
 NOTHING = dict.fromkeys(FIELDS)  # what `entry` must see: no field set before the request set its own
 AUDIT_KEYS = tuple(AUDIT_HEADERS[field].lower() for field in FIELDS)
+AUDIT_STARTUP_KEY = AUDIT_STARTUP_HEADER.lower()
 REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 
 
@@ -126,6 +147,8 @@ def classify(sent: Sent, headers: Mapping[str, str], body: Mapping) -> Verdicts:
         and (lowered.get(AUDIT_KEYS[0]) or None) == expected_id
         and (lowered.get(AUDIT_KEYS[1]) or None) == sent.user_id
         and (lowered.get(AUDIT_KEYS[2]) or None) == sent.tenant_id
+        and lowered.get(AUDIT_STARTUP_KEY) == "0"
+        and body.get(STARTUP_KEY) == ALL_STARTUP_KEPT
     ):
         triple = {"request_id": expected_id, "user_id": sent.user_id, "tenant_id": sent.tenant_id}
         expected = dict.fromkeys(CHECKPOINTS, triple)
@@ -162,7 +185,11 @@ ALL_OK_BODY = re.compile(
         )
         for index, checkpoint in enumerate(c for c in CHECKPOINTS if c != ENTRY)
     )
-    + rb'\}(?:,"body_bytes":[0-9]{1,12})?\}'
+    + rb'\},"'
+    + STARTUP_KEY.encode()
+    + rb'":"'
+    + ALL_STARTUP_KEPT.encode()
+    + rb'"(?:,"body_bytes":[0-9]{1,12})?\}'
 )
 assert tuple(FIELDS) == ("request_id", "user_id", "tenant_id"), "ALL_OK_BODY spells the fields in this order"
 
@@ -187,6 +214,7 @@ def all_ok_body(sent: Sent, headers: Mapping[str, str], body: bytes, case_insens
         or (get(AUDIT_KEYS[0]) or None) != sent.request_id
         or (get(AUDIT_KEYS[1]) or None) != sent.user_id
         or (get(AUDIT_KEYS[2]) or None) != sent.tenant_id
+        or get(AUDIT_STARTUP_KEY) != "0"
     ):
         return False
     match = ALL_OK_BODY.fullmatch(body)
@@ -204,17 +232,26 @@ def classify_fields(sent: Sent, headers: Mapping[str, str], body: Mapping) -> Ve
     echoed = lowered.get(REQUEST_ID_HEADER.lower())
     expected = expected_values(sent, headers)
     observed = body.get("observed") or {}
+    digits = body.get(STARTUP_KEY)
+    digits = digits if isinstance(digits, str) and len(digits) == len(CHECKPOINTS) else NOT_REPORTED * len(CHECKPOINTS)
     verdicts: Verdicts = {}
-    for checkpoint in CHECKPOINTS:
+    for checkpoint, digit in zip(CHECKPOINTS, digits, strict=True):
         seen = observed.get(checkpoint) or {}
         if checkpoint == ENTRY:
             verdicts[checkpoint] = {f: OK if seen.get(f) is None else LEAK for f in FIELDS}
         else:
             verdicts[checkpoint] = {f: judge_value(expected[f], seen.get(f)) for f in FIELDS}
+        verdicts[checkpoint][STARTUP] = judge_startup(digit)
     verdicts[AUDIT] = {f: judge_value(expected[f], lowered.get(AUDIT_HEADERS[f].lower()) or None) for f in FIELDS}
+    verdicts[AUDIT][STARTUP] = judge_startup(lowered.get(AUDIT_STARTUP_KEY) or NOT_REPORTED)
     crossed = echoed != expected["request_id"] or body.get("request_id") != expected["request_id"]
     verdicts[RESPONSE] = {"request_id": LEAK if crossed or expected["request_id"] is None else OK}
     return verdicts
+
+
+def judge_startup(digit: str) -> str:
+    """`ok` when the reading saw every startup value (or made no startup reading), `dropped` otherwise."""
+    return OK if digit in ("0", NOT_REPORTED) else DROPPED
 
 
 def failures(verdicts: Verdicts) -> list[str]:

@@ -15,6 +15,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps.harness import startup
+
 # --- Request headers (all optional) -------------------------------------------------------------
 REQUEST_ID_HEADER = "X-Request-ID"
 USER_ID_HEADER = "X-User-ID"
@@ -39,6 +41,13 @@ AUDIT_HEADERS = {
     "user_id": "X-Audit-User-ID",
     "tenant_id": "X-Audit-Tenant-ID",
 }
+# What each reading saw of the app's startup values (apps/harness/startup.py): one hex digit per checkpoint, in
+# CHECKPOINTS order, in the body's "startup" (the audit's in its own header); 0 every value visible, else the mask of
+# the missing ones; NOT_REPORTED where the reading was not made by `triple()` (it carries no startup reading).
+STARTUP_KEY = "startup"
+AUDIT_STARTUP_HEADER = "X-Audit-Startup"
+NOT_REPORTED = "-"
+ALL_STARTUP_KEPT = "0" * len(CHECKPOINTS)
 
 # --- Limits and shapes ---------------------------------------------------------------------------
 MAX_BODY_BYTES = 1024 * 1024
@@ -46,13 +55,33 @@ STREAM_CHUNKS = 4
 HEALTH_BODY = {"status": "ok"}
 # Where RequestGuard leaves the per-request observation sink: ctxbench's probe, not a mechanism under test.
 OBSERVED_SCOPE_KEY = "ctxbench.observed"
+# Readings a context layer that must sit outside the guard (it decides the Context the whole request runs in, the
+# guard included) made before the guard ran: its `entry` on arrival and its `middleware`. The guard opens the sink
+# with them instead of reading `entry` itself.
+EARLY_SCOPE_KEY = "ctxbench.early"
 
 Triple = dict[str, str | None]
 
 
+class Seen(dict):
+    """A checkpoint's reading: the triple (what serialises), and what the same Context showed of the startup values."""
+
+    __slots__ = ("startup",)
+
+    def __init__(self, request_id: str | None, user_id: str | None, tenant_id: str | None) -> None:
+        super().__init__(request_id=request_id, user_id=user_id, tenant_id=tenant_id)
+        self.startup = startup.missing()  # read here, in the checkpoint's own Context: a task's, a thread's
+
+
 def triple(request_id: str | None = None, user_id: str | None = None, tenant_id: str | None = None) -> Triple:
-    """The (request_id, user_id, tenant_id) a checkpoint sees, None where it sees nothing."""
-    return {"request_id": request_id, "user_id": user_id, "tenant_id": tenant_id}
+    """The (request_id, user_id, tenant_id) a checkpoint sees, None where it sees nothing (and its startup reading)."""
+    return Seen(request_id, user_id, tenant_id)
+
+
+def startup_digit(seen: Mapping[str, str | None]) -> str:
+    """One reading's startup digit (NOT_REPORTED for a plain dict, which carries none)."""
+    mask = getattr(seen, "startup", None)
+    return NOT_REPORTED if mask is None else format(mask, "x")
 
 
 def is_valid_token(value: str) -> bool:
@@ -114,6 +143,18 @@ def identity_of(scope: Scope) -> Identity:
     return parse_identity(scope["headers"])
 
 
+def with_request_id(scope: Scope, identity: Identity) -> Scope:
+    """The scope, with a generated request id added to its headers so every layer below reads the same one."""
+    if not identity.generated_request_id:
+        return scope
+    return {**scope, "headers": [*scope["headers"], (REQUEST_ID_HEADER.lower().encode(), identity.request_id.encode())]}
+
+
+def observe_early(scope: Scope, entry: Triple, middleware: Triple) -> None:
+    """A context layer outside the guard records its `entry` (on arrival) and `middleware` readings (the probe)."""
+    scope[EARLY_SCOPE_KEY] = {ENTRY: entry, "middleware": middleware}
+
+
 def _declared_length(raw_headers: list[tuple[bytes, bytes]]) -> int | None:
     values = _header_values(raw_headers, "Content-Length")
     if not values:
@@ -160,7 +201,9 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        entry = self.read_entry(scope)  # before anything of this request is set: what the mechanism already holds
+        early = scope.get(EARLY_SCOPE_KEY)
+        # before anything of this request is set: what the mechanism already holds
+        observed = {ENTRY: self.read_entry(scope)} if early is None else dict(early)
         headers = list(scope["headers"])
         try:
             identity = parse_identity(headers)
@@ -173,7 +216,7 @@ class RequestGuard:
             return
         if identity.generated_request_id:
             headers.append((REQUEST_ID_HEADER.lower().encode(), identity.request_id.encode()))
-        scope = {**scope, "headers": headers, OBSERVED_SCOPE_KEY: {ENTRY: entry}}
+        scope = {**scope, "headers": headers, OBSERVED_SCOPE_KEY: observed}
         echoed = identity.request_id
         started = False
 
@@ -200,9 +243,10 @@ def observe(scope: Scope, checkpoint: str, seen: Triple) -> None:
 
 
 def set_audit_headers(headers: MutableHeaders, seen: Triple) -> None:
-    """Write the audit reading into response headers (empty value where nothing is seen)."""
+    """Write the audit reading into response headers (empty value where nothing is seen), and its startup digit."""
     for field, header in AUDIT_HEADERS.items():
         headers[header] = seen[field] or ""
+    headers[AUDIT_STARTUP_HEADER] = startup_digit(seen)
 
 
 def add_audit_headers(message: Message, seen: Triple) -> None:
@@ -239,11 +283,13 @@ def log_and_observe(logger: logging.Logger, message: str, *args: object, **extra
 def item_body(variant: str, item_id: str, scope: Scope, service_report: Mapping[str, Triple], **extra: object) -> dict:
     """The response body of the item endpoints: `{"variant", "item_id", "request_id", "observed", ...}`."""
     observed = {**scope[OBSERVED_SCOPE_KEY], **service_report}
+    readings = [observed.get(checkpoint) for checkpoint in CHECKPOINTS]
     return {
         "variant": variant,
         "item_id": item_id,
         "request_id": identity_of(scope).request_id,
-        "observed": {checkpoint: observed.get(checkpoint, triple()) for checkpoint in CHECKPOINTS},
+        "observed": dict(zip(CHECKPOINTS, (triple() if seen is None else seen for seen in readings), strict=True)),
+        STARTUP_KEY: "".join(NOT_REPORTED if seen is None else startup_digit(seen) for seen in readings),
         **extra,
     }
 

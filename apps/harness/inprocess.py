@@ -150,5 +150,10 @@ async def chained(
 
 
 def run(coro: Coroutine[object, object, list[Reply]]) -> list[Reply]:
-    """Run a driver coroutine in a fresh context, as a new server process would."""
-    return contextvars.Context().run(asyncio.run, coro)
+    """Run a driver coroutine in a copy of the context the apps were imported in, as a freshly started server does.
+
+    A server imports the app, then serves every connection from that context: what the app set before its first
+    request (apps/harness/startup.py) is visible to every request of the default configuration. The copy keeps
+    whatever the drive sets from reaching the caller.
+    """
+    return contextvars.copy_context().run(asyncio.run, coro)

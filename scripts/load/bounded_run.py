@@ -117,6 +117,8 @@ def merge(records: list[dict], buckets: tuple[str, ...], scenario: str | None = 
         "failures": dict(failures),
         "leak": sum(n for name, n in failures.items() if Failure.parse(name).is_leak),
         "lost": sum(n for name, n in failures.items() if Failure.parse(name).is_lost),
+        # startup values out of sight (the app's import-time Context not used): counted apart, not a leak or a loss
+        "dropped": sum(n for name, n in failures.items() if Failure.parse(name).is_dropped),
         "other": sum(n for name, n in failures.items() if not Failure.parse(name).judged),
         # requests whose leaked values came from another client connection / the same one / could not be told
         "origins": dict(origins),

@@ -127,6 +127,8 @@ def cell(variant: str, target: Target, streams: int = H2_STREAMS, rounds: int = 
         "failures": dict(failures),
         "leak": sum(n for name, n in failures.items() if Failure.parse(name).is_leak),
         "lost": sum(n for name, n in failures.items() if Failure.parse(name).is_lost),
+        # startup values out of sight (the app's import-time Context not used): counted apart, not a leak or a loss
+        "dropped": sum(n for name, n in failures.items() if Failure.parse(name).is_dropped),
         "other": sum(n for name, n in failures.items() if not Failure.parse(name).judged),
         "origins": dict(origins),
         "cross_stream": origins[OTHER_CLIENT],  # responses that carried another stream's identity

@@ -6,8 +6,8 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
 - `leak_grid`: one row per (variant, scenario, server) over every single run (any mode; warm-up included, since a
   leak there is a leak too): `variant`, `category`, `scenario`, `server` (server configuration label, e.g.
   `uvloop-httptools-reset`, `daphne`), `runs`, `requests`, `failed_requests` (responses with any failure), `leak`,
-  `lost`, `other` (counts of failing checkpoint.field values: one response can add several), `failures` (name ->
-  count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
+  `lost`, `other`, `dropped` (counts of failing checkpoint.field values: one response can add several), `failures`
+  (name -> count, names as `checkpoint.field:verdict`, or `status:N`, `body:not-json`, `transport:Error`).
 - `front_grid`: the leak grid over every front (`front`: `direct`, `nginx`, `haproxy-always`, ... of
   scripts.load.fronts), one row per (variant, scenario, server, front), with `cross_client` (responses that carried a
   value another client connection sent) and `origins` (other_client / same_client / unknown -> responses). Every other
@@ -97,11 +97,12 @@ def h2_cells(directory: Path) -> list[dict]:
             (run["variant"], run["target"]),
             {"variant": run["variant"], "target": run["target"], "transport": run["transport"]}
             | {"front": run["front"]["label"], "server": run["server"]["label"], "runs": 0, "requests": 0}
-            | {"leak": 0, "lost": 0, "other": 0, "cross_stream": 0, "http_versions": {}},
+            | {"leak": 0, "lost": 0, "other": 0, "dropped": 0, "cross_stream": 0, "http_versions": {}},
         )
         row["runs"] += 1
         for field in ("requests", "leak", "lost", "other", "cross_stream"):
             row[field] += data[field]
+        row["dropped"] += data.get("dropped", 0)
         for version, count in data["http_versions"].items():
             row["http_versions"][version] = row["http_versions"].get(version, 0) + count
     return [rows[key] for key in sorted(rows)]
@@ -121,12 +122,14 @@ def leak_grid(runs: list[tuple[str, dict]], by_front: bool = False) -> list[dict
             key,
             {"variant": key[0], "category": data["variant_category"], "scenario": key[1], "server": key[2]}
             | ({"front": key[3], "cross_client": 0, "origins": {}} if by_front else {})
-            | {"runs": 0, "requests": 0, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "failures": {}},
+            | {"runs": 0, "requests": 0, "failed_requests": 0, "leak": 0, "lost": 0, "other": 0, "dropped": 0}
+            | {"failures": {}},
         )
         total = data["failures_total"]
         cell["runs"] += 1
         for field in ("requests", "failed_requests", "leak", "lost", "other"):
             cell[field] += total[field]
+        cell["dropped"] += total.get("dropped", 0)  # runs recorded before the startup check have none
         for name, count in total["failures"].items():
             cell["failures"][name] = cell["failures"].get(name, 0) + count
         if by_front:

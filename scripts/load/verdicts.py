@@ -18,12 +18,17 @@ from scripts.load.fronts import DIRECT_FRONT
 DIRECT = DIRECT_FRONT.label  # cells written before fronts existed carry no front: they were direct
 
 CORRECT = "correct"
+# Correct, but every request runs in an empty Context: what the app set before its first request (its decimal
+# precision, its structlog binds, a ContextVar set at import) is gone (checker.DROPPED): the app behaves differently.
+DROPS_STARTUP = "correct, drops startup context"
 CORRECT_WITH = "correct with"  # followed by the setting
 STALE_AT_ENTRY = "stale context at entry"
 LEAKS = "leaks another request's data"
 LOSES = "loses context"
 NOT_RUN = "not run"
-SERVER_VERDICTS = (CORRECT, CORRECT_WITH, STALE_AT_ENTRY, LEAKS, LOSES, NOT_RUN)  # best first
+SERVER_VERDICTS = (CORRECT, DROPS_STARTUP, CORRECT_WITH, STALE_AT_ENTRY, LEAKS, LOSES, NOT_RUN)  # best first
+CORRECT_VERDICTS = (CORRECT, DROPS_STARTUP, CORRECT_WITH)
+SETTING_DROPS = "drops startup context"  # said after a setting whose runs dropped it
 NOT_CANDIDATES = (registry.CONTROL,)  # controls are never recommended, so never soaked as "correct"
 
 
@@ -32,12 +37,13 @@ class ServerVerdict:
     """What one approach does on one server kind, over every configuration of that kind the leak hunt ran."""
 
     verdict: str  # one of SERVER_VERDICTS
-    setting: str | None  # the setting that makes it correct, for CORRECT_WITH
+    setting: str | None  # the setting that makes it correct, for CORRECT_WITH (and what else it does)
     cells: int
     failing_cells: int
     leak: int
     lost: int
     requests: int
+    dropped: int = 0  # startup values out of sight, over the default configurations' cells
 
     @property
     def label(self) -> str:
@@ -92,8 +98,12 @@ def server_verdict(cells: list[dict]) -> ServerVerdict:
         verdict = CORRECT_WITH
         twins = [twin for twin in twins_of(failing) if twin]
         setting = "; ".join(sorted({serverconfig.get(twin["server"]).reset_setting or "" for twin in twins}))
+        if any(twin.get("dropped") for twin in twins):
+            setting += f", which {SETTING_DROPS}"
     elif failing:
         verdict = LOSES
+    elif any(c.get("dropped") for c in defaults):
+        verdict = DROPS_STARTUP
     else:
         verdict = CORRECT if defaults else NOT_RUN
     return ServerVerdict(
@@ -104,6 +114,7 @@ def server_verdict(cells: list[dict]) -> ServerVerdict:
         sum(c["leak"] for c in defaults),
         sum(c["lost"] for c in defaults),
         sum(c["requests"] for c in defaults),
+        sum(c.get("dropped", 0) for c in defaults),
     )
 
 
@@ -117,7 +128,7 @@ def correct_pairs(load: dict | None) -> list[tuple[str, serverconfig.ServerConfi
         labels.setdefault((cell["variant"], serverconfig.get(cell["server"]).kind), set()).add(cell["server"])
     pairs: set[tuple[str, str]] = set()
     for (variant, kind), verdict in per_server(load).items():
-        if registry.get(variant).category in NOT_CANDIDATES or verdict.verdict not in (CORRECT, CORRECT_WITH):
+        if registry.get(variant).category in NOT_CANDIDATES or verdict.verdict not in CORRECT_VERDICTS:
             continue
         with_fix = verdict.verdict == CORRECT_WITH
         for label in labels.get((variant, kind), ()):  # a kind run only behind a proxy has no direct pair to soak

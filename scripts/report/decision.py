@@ -15,6 +15,7 @@ from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and 
     CORRECT,
     CORRECT_WITH,
     DIRECT,
+    DROPS_STARTUP,
     LEAKS,
     LOSES,
     NOT_CANDIDATES,
@@ -28,7 +29,10 @@ from scripts.load.verdicts import (  # noqa: F401 - re-exported: the report and 
 from scripts.report import limits
 
 IMMUNE = "correct everywhere tried"
+# correct everywhere, but what the app set before its first request is gone (checker.DROPPED, never a leak)
+IMMUNE_DROPS = "correct everywhere tried, drops startup context"
 SAFE_WITH_RESET = "correct only with a fresh-Context setting"
+RESET_DROPS = " (which drops startup context)"
 IN_PROCESS, LOAD = "in-process ", "load "  # how a place's name starts: where the failure counts came from
 
 
@@ -45,6 +49,11 @@ class Outcome:
         self.errors.update({n: c for n, c in counts.items() if not Failure.parse(n).judged})
         if twin is not None:
             self.reset_twin[place] = twin
+
+    def drops_startup(self, twins: bool = False) -> bool:
+        """Whether a startup value was out of sight at some place (`twins`: at a fresh-Context twin place)."""
+        places = set(self.reset_twin.values()) if twins else set(self.where) - set(self.reset_twin.values())
+        return any(Failure.parse(name).is_dropped for place in places for name, n in self.where[place].items() if n)
 
     def failing(self) -> dict[str, Counter[str]]:
         return {place: counts for place, counts in self.where.items() if sum(counts.values())}
@@ -83,18 +92,19 @@ def leak_lost(counts: dict[str, int]) -> str:
 
 def classify(outcome: Outcome) -> str:
     """The worst leak found anywhere (told apart when a fresh Context removes it), then whether context was lost."""
-    names = outcome.names()
+    names = Counter({name: n for name, n in outcome.names().items() if not Failure.parse(name).is_dropped})
     if not outcome.where:
         return NOT_RUN
     if not names:
-        return IMMUNE
+        return IMMUNE_DROPS if outcome.drops_startup() else IMMUNE
     parts = []
     leaked = _leaks(names)
     fixed = outcome.leaks_fixed_by_reset()
     if any(Failure.parse(name).point != ENTRY for name in leaked):
         parts.append(f"{LEAKS} (none with a fresh-Context setting)" if fixed else LEAKS)
     elif leaked:
-        parts.append(SAFE_WITH_RESET if fixed else STALE_AT_ENTRY)
+        setting = SAFE_WITH_RESET + (RESET_DROPS if outcome.drops_startup(twins=True) else "")
+        parts.append(setting if fixed else STALE_AT_ENTRY)
     if any(Failure.parse(name).is_lost for name in names):
         parts.append(LOSES)
     return "; ".join(parts)
@@ -178,7 +188,15 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
     others = [row for row in cost_order(immune) if row not in cheapest(immune)]
     if others:
         lines.append("Equally correct, and resolved as dearer: " + ", ".join(_named(row) for row in others) + ".")
-    safe_with_reset = cost_order([row for row in candidates if row.verdict == SAFE_WITH_RESET])
+    drops = cost_order([row for row in candidates if row.verdict == IMMUNE_DROPS])
+    if drops:
+        lines += [
+            "",
+            "Correct everywhere, but each request runs in an empty `Context`, so what the app set before its first "
+            "request (a ContextVar set at import, decimal precision, structlog's global binds) is gone in every "
+            "request: " + ", ".join(_named(r) for r in drops) + ".",
+        ]
+    safe_with_reset = cost_order([row for row in candidates if row.verdict.startswith(SAFE_WITH_RESET)])
     if safe_with_reset:
         lines += [
             "",
@@ -186,7 +204,9 @@ def recommendation_lines(rows: list[Row]) -> list[str]:
             "visible at entry (to anything that runs before the context is set) on the servers' default settings. "
             "Every cell where they leaked was also run with the server's fresh-Context setting (uvicorn's "
             "`--reset-contextvars`, the gunicorn reset worker) and leaked nothing there, so they are correct "
-            "with it: " + ", ".join(_named(r) for r in safe_with_reset) + ".",
+            "with it: "
+            + ", ".join(_named(r) + (RESET_DROPS if r.verdict.endswith(RESET_DROPS) else "") for r in safe_with_reset)
+            + ".",
         ]
     stale = [row for row in candidates if row.verdict == STALE_AT_ENTRY]
     if stale:
@@ -235,6 +255,7 @@ def answer(rows: list[Row]) -> str:
     return f"**Use any of {names}**: {where}, and no cost difference between them that the measurements resolve."
 
 
+SETTING_DROPS_PHRASE = "what the app set before its first request is gone"
 RANKING_METHOD = "get"
 # Never advised, whatever their results: a control is there to be caught, a pitfall to show a mistake. Where one
 # passes, the report says so, and says where it fails.
@@ -456,6 +477,7 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
             return [r for r in group if on[r.variant.name] and on[r.variant.name].verdict in wanted]
 
         correct = cost_order(having(candidates, CORRECT))
+        dropping = cost_order(having(candidates, DROPS_STARTUP))
         with_setting = cost_order(having(candidates, CORRECT_WITH))
         configs = sorted({c["server"] for c in (load or {}).get("leak_grid", []) if _kind(c["server"]) == kind})
         parts = [f"**{kind}** ({', '.join(configs)}):"]
@@ -467,6 +489,9 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
             )
         else:
             parts.append("no approach was correct on its default settings.")
+        if dropping:
+            names = ", ".join(f"`{r.variant.name}`" for r in dropping)
+            parts.append(f"Correct, but {SETTING_DROPS_PHRASE}: {names}.")
         if with_setting:
             settings = ", ".join(f"`{r.variant.name}` ({mine[r.variant.name].setting})" for r in with_setting)
             parts.append(f"Correct only with a setting: {settings}.")
@@ -479,7 +504,7 @@ def per_server_lines(rows: list[Row], load: dict | None) -> list[str]:
         if losing:
             parts.append("Lose context: " + ", ".join(f"`{r.variant.name}`" for r in losing) + ".")
         parts += _behind_proxy_phrase(candidates, behind, kind)
-        passing = having(never, CORRECT, CORRECT_WITH)
+        passing = having(never, CORRECT, DROPS_STARTUP, CORRECT_WITH)
         if passing:
             parts.append(
                 "Passes here but never recommended: "
@@ -498,6 +523,7 @@ def _behind_proxy_phrase(candidates: list[Row], behind: dict[tuple[str, str], Se
     groups = {
         "leak": [name for name, v in found.items() if v.verdict in (STALE_AT_ENTRY, LEAKS)],
         "correct": [name for name, v in found.items() if v.verdict == CORRECT],
+        "correct, dropping startup context": [name for name, v in found.items() if v.verdict == DROPS_STARTUP],
         "correct only with a setting": [name for name, v in found.items() if v.verdict == CORRECT_WITH],
     }
     said = [f"{what}: " + ", ".join(f"`{name}`" for name in names) for what, names in groups.items() if names]

@@ -15,12 +15,16 @@ from scripts.report import decision
 DECISION_CHART = "decision.png"
 # Colour and short label of each verdict, in decision.SERVER_VERDICTS order (best first).
 COLOURS = dict(
-    zip(decision.SERVER_VERDICTS, ("#4caf50", "#cddc39", "#ff9800", "#e53935", "#90a4ae", "#eeeeee"), strict=True)
+    zip(
+        decision.SERVER_VERDICTS,
+        ("#4caf50", "#8bc34a", "#cddc39", "#ff9800", "#e53935", "#90a4ae", "#eeeeee"),
+        strict=True,
+    )
 )
 SHORT = dict(
     zip(
         decision.SERVER_VERDICTS,
-        ("correct", "with setting", "stale at entry", "leaks data", "loses context", "not run"),
+        ("correct", "drops startup", "with setting", "stale at entry", "leaks data", "loses context", "not run"),
         strict=True,
     )
 )

@@ -576,6 +576,7 @@ def _blank_after(lines: list[str]) -> list[str]:
 
 GRID_WORD = {  # one word per cell of the first screen's grid
     decision.CORRECT: "correct",
+    decision.DROPS_STARTUP: "drops",
     decision.CORRECT_WITH: "setting",
     decision.STALE_AT_ENTRY: "stale",
     decision.LEAKS: "leaks",
@@ -583,9 +584,11 @@ GRID_WORD = {  # one word per cell of the first screen's grid
     decision.NOT_RUN: "-",
 }
 GRID_LEGEND = [
-    "One word a cell, on the server's default settings: **correct** (no leak, no loss), **setting** (correct only",
-    "with the server's fresh-Context setting), **stale** (another request's context visible at entry), **leaks**",
-    "(another request's data reached the request), **loses** (context lost), **-** (not run).",
+    "One word a cell, on the server's default settings: **correct** (no leak, no loss, startup context kept),",
+    "**drops** (correct, but what the app set before its first request is gone), **setting** (correct only with",
+    "the server's fresh-Context setting, which drops that startup context too), **stale** (another request's context",
+    "visible at entry), **leaks** (another request's data reached the request), **loses** (context lost), **-** (not",
+    "run).",
 ]
 
 
