@@ -174,9 +174,14 @@ LEAK_HUNT: tuple[ServerConfig, ...] = (
     GRANIAN_ASYNCIO,
     DAPHNE,
 )
+# hypercorn's trio worker: a loop that sends values into coroutines. The contract's work is asyncio's (a child task
+# by `asyncio.create_task`, `asyncio.sleep`), so no variant app runs there and the hunt leaves it out; the probe
+# serves users' own apps on it, and tests/test_trio.py serves the fix to copy on it (it must work on any loop).
+HYPERCORN_TRIO = ServerConfig("hypercorn-trio", "hypercorn", ("--worker-class", "trio"))
 # uvicorn's other parser/loop pairs are in LEAK_HUNT now, with their twins; two workers: the full sweep only
 EXTRA: tuple[ServerConfig, ...] = (
     ServerConfig("uvloop-httptools-w2", "uvicorn", ("--loop", "uvloop", "--http", "httptools", "--workers", "2")),
+    HYPERCORN_TRIO,
 )
 ALL: tuple[ServerConfig, ...] = (*LEAK_HUNT, *EXTRA)
 BY_LABEL = MappingProxyType({config.label: config for config in ALL})
