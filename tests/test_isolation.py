@@ -788,7 +788,7 @@ def test_the_conformance_gate_catches_a_broken_mechanism(broken: Driver, monkeyp
     assert conformance.problems(variant, found, variant.expected_in(registry.KEEPALIVE))
 
 
-# --- 9. The copy in the README is the mechanism tested here --------------------------------------------------------
+# --- 9. The copy in the README (the snapshot fix) keeps every guarantee tested here --------------------------------
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -797,11 +797,15 @@ def readme_middleware() -> Callable[[ASGIApp], ASGIApp]:
     block = text[text.index("```python\n", text.index("The fix that needs no server setting")) + len("```python\n") :]
     namespace: dict[str, Any] = {}
     exec(compile(block[: block.index("```")], str(README), "exec"), namespace)
-    return namespace["FreshContextMiddleware"]
+    return namespace["SnapshotContextMiddleware"]
 
 
 def test_the_readme_copy_keeps_every_guarantee() -> None:
-    middleware = readme_middleware()
+    copied = readme_middleware()
+
+    def middleware(app: ASGIApp) -> ASGIApp:  # built as a fresh server builds it (tests/test_snapshot.py: the rest)
+        return contextvars.Context().run(copied, app)
+
     checks: list[Callable[[Callable[[ASGIApp], ASGIApp]], list[str]]] = [
         check_fresh_context,
         check_children_inherit,

@@ -156,3 +156,9 @@ def test_the_real_snapshot_passes_the_same_gate(rebuilt: Callable[..., None]) ->
     for scenario in registry.SCENARIOS:
         found = conformance.verdicts(variant, scenario, count=60)
         assert conformance.problems(variant, found, variant.expected_in(scenario)) == [], scenario
+
+
+def test_the_readme_copy_keeps_the_startup_values_and_no_other_requests() -> None:
+    from tests.test_isolation import readme_middleware
+
+    assert check_startup_kept(started(readme_middleware())) == []  # type: ignore[arg-type]

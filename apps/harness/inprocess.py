@@ -7,11 +7,13 @@ import contextvars
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.types import ASGIApp, Message
 
 from apps.harness.traffic import RequestSpec
 
+T = TypeVar("T")
 RECEIVE_CHUNK_BYTES = 64 * 1024  # how a server hands a large body over: in pieces
 
 
@@ -149,7 +151,7 @@ async def chained(
     return [reply for reply in replies if reply is not None]
 
 
-def run(coro: Coroutine[object, object, list[Reply]]) -> list[Reply]:
+def run(coro: Coroutine[object, object, T]) -> T:
     """Run a driver coroutine in a copy of the context the apps were imported in, as a freshly started server does.
 
     A server imports the app, then serves every connection from that context: what the app set before its first
