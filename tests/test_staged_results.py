@@ -27,8 +27,8 @@ from scripts import cli
 from scripts.bench import bench as benchrun
 from scripts.bench import stats as benchstats
 from scripts.bench import verify as gate
+from scripts.common import lock, staged
 from scripts.common import results as resultfiles
-from scripts.common import staged
 from scripts.load import bounded_run, loadstats, sweep
 from scripts.load import load as single
 from scripts.matrix import matrix
@@ -39,6 +39,14 @@ from scripts.versions.stacks import STACKS
 
 pytestmark = pytest.mark.timeout(60)
 PAIR = "explicit:uvloop-httptools"
+
+
+@pytest.fixture(autouse=True)
+def own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These commands run fakes, never a server: they take a lock of their own. With the machine's lock, a second
+    suite running beside this one (its load tests hold that lock for minutes) made three of them wait past their
+    60 s (seen in a fresh clone beside another `make test`)."""
+    monkeypatch.setattr(lock, "LOCK_PATH", tmp_path / "run.lock")
 
 
 def ends(call: Callable[[], object], error: type[BaseException]) -> None:
