@@ -21,7 +21,7 @@ ARGS ?=
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@# The package holds only ctxbench/ (what a wheel installs); the suite's folders (apps, scripts, ...) are imported
 	@# from the clone's root, from any directory and by pyperf's and locust's workers alike: a .pth puts it on the path.
 	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'ctxbench-clone.pth').write_text('$(CURDIR)\n')"
