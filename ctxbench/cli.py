@@ -15,6 +15,10 @@ from typing import NoReturn
 
 PROG = "ctxbench"
 INSTALLED_COMMANDS = ("probe",)
+INSTALLED_HELP = (
+    "ctxbench probe MODULE:APP serves your ASGI app under real servers and reports ContextVars that one request"
+    " leaves for another. The benchmark suite's other commands need a clone of the repository."
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,7 +62,7 @@ def installed_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    parser = OneLineParser(prog=PROG, description=__doc__)
+    parser = OneLineParser(prog=PROG, description=INSTALLED_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     probe_parser = sub.add_parser("probe", help=(command.__doc__ or "").splitlines()[0])
     command.add_arguments(probe_parser)
