@@ -21,7 +21,10 @@ ARGS ?=
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# The package holds only ctxbench/ (what a wheel installs); the suite's folders (apps, scripts, ...) are imported
+	@# from the clone's root, from any directory and by pyperf's and locust's workers alike: a .pth puts it on the path.
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'ctxbench-clone.pth').write_text('$(CURDIR)\n')"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -73,7 +76,7 @@ readme: setup
 
 # Is my app affected? make probe APP=module:app ARGS="--python ../svc/.venv/bin/python --app-dir ../svc"
 # make itself exits only 0 or 2, so the probe's own code (0 clean, 1 stale, 2 usage, 3 inconclusive) is printed;
-# CI that branches on it runs `.venv/bin/ctxbench probe ...` directly.
+# CI that branches on it runs `ctxbench probe ...` directly (the installed tool needs no clone: README).
 probe: setup
 	@$(CLI) probe $(APP) $(ARGS); code=$$?; \
 	if [ $$code -ne 0 ]; then echo "make probe: ctxbench probe exited $$code (run .venv/bin/ctxbench probe for it)" >&2; fi; \

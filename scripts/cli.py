@@ -1,4 +1,8 @@
-"""ctxbench's one CLI: `python -m scripts.cli <command>`; the Makefile targets are thin calls to it."""
+"""ctxbench's one CLI: `python -m scripts.cli <command>`; the Makefile targets are thin calls to it.
+
+The `ctxbench` command of the clone's virtualenv comes here too (ctxbench/cli.py); installed without the clone, it
+runs `probe` alone.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import signal
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+
+from ctxbench.cli import OneLineParser
+from ctxbench.cli import interrupt as _interrupt
 
 # command -> the stage (a package under scripts/) that holds it. The naming rule: command X is the module
 # scripts/<stage>/X.py, exposing `add_arguments(parser)`, `run(args) -> int` and optionally
@@ -39,25 +45,6 @@ def summary(command: str) -> str:
     """The first line of the command module's docstring, read from its source: `--help` imports no command."""
     source = (SCRIPTS / COMMANDS[command] / f"{command}.py").read_text(encoding="utf-8")
     return source.split('"""', 2)[1].strip().splitlines()[0]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad usage exits 2 with one clear line (the error, and where to find the usage), never a traceback."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
-        # argparse drops a value of `--` (`--scenario=--` becomes no value at all and the default runs): refuse it.
-        leaf = self._subparsers is None  # the command's own parser says it, with its own name
-        for word in (args if args is not None else sys.argv[1:]) if leaf else ():
-            if word.startswith("-") and word.partition("=")[2] == "--":
-                self.error(f"argument {word.partition('=')[0]}: '--' is not a value")
-        return super().parse_known_args(args, namespace)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _chosen(argv: list[str]) -> str | None:

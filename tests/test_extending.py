@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("apps", "loadtests", "microbench", "scripts")
+PACKAGES = ("ctxbench", "apps", "loadtests", "microbench", "scripts")
 NEW_VARIANT, NEW_SERVER = "throwaway_variant", "throwaway-uvicorn"
 
 
@@ -46,7 +46,7 @@ def test_a_new_variant_and_a_new_server_reach_the_gate_and_the_hunt_plan(tmp_pat
     _insert_before(copy / "apps" / "harness" / "registry.py", ")\n\nBY_NAME = ", entry)
     # Add a server: one ServerConfig entry in the leak hunt.
     server = f'    ServerConfig("{NEW_SERVER}", "uvicorn", ("--loop", "asyncio", "--http", "h11")),\n'
-    _insert_before(copy / "scripts" / "load" / "servers.py", ")\n# uvicorn's other parser/loop pairs", server)
+    _insert_before(copy / "ctxbench" / "serving" / "servers.py", ")\n# uvicorn's other parser/loop pairs", server)
 
     gate = _ctxbench(copy, "verify", "--variant", NEW_VARIANT, "--results-dir", str(copy / "results"))
     assert gate.returncode == 0, gate.stdout + gate.stderr

@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ctxbench.probing.driver import ProbeUsageError
+from ctxbench.probing.sentinel import IDENTITY_PATTERNS
+from ctxbench.probing.session import probe_document as probe
 from scripts.load.servers import ServerConfig
-from scripts.probe.driver import ProbeError
-from scripts.probe.probe import probe
-from scripts.probe.sentinel import IDENTITY_PATTERNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_APPS = ROOT / "tests" / "probe_apps"
@@ -193,7 +193,7 @@ def test_argparse_usage_errors_exit_2() -> None:
 
 def test_a_server_that_does_not_start_exits_2() -> None:
     broken = ServerConfig("broken-uvicorn", "uvicorn", ("--no-such-uvicorn-option",))
-    with pytest.raises(ProbeError, match="server broken-uvicorn did not start"):
+    with pytest.raises(ProbeUsageError, match="server broken-uvicorn did not start"):
         probe("plain_asgi:app", [broken], python=sys.executable, app_dir=PROBE_APPS, paths=["/"], requests=5)
 
 

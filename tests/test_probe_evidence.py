@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from ctxbench.probing import analysis
+from ctxbench.probing.driver import ServerResult
+from ctxbench.probing.session import MIN_REQUESTS
+from ctxbench.probing.session import probe_document as probe
+from ctxbench.probing.traffic import KEEPALIVE_CONNECTIONS, Row, RowResult
 from scripts.load import servers
-from scripts.probe import analysis
-from scripts.probe.driver import ServerResult
-from scripts.probe.probe import MIN_REQUESTS, probe
-from scripts.probe.traffic import KEEPALIVE_CONNECTIONS, Row, RowResult
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_APPS = ROOT / "tests" / "probe_apps"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ctxbench.probing import analysis
 from scripts import cli
 from scripts.load import fronts
-from scripts.probe import analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAKS_BEHIND_A_PROXY = "asyncio-h11"  # results/load/PROXY.md: another client's data behind every front

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from ctxbench.probing import analysis, driver, fixes, sentinel, session
+from ctxbench.probing.driver import Target
 from scripts.common import lock
 from scripts.load import servers
-from scripts.probe import analysis, driver, sentinel
-from scripts.probe import probe as probe_command
-from scripts.probe.driver import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_APPS = ROOT / "tests" / "probe_apps"
@@ -111,13 +110,13 @@ def test_the_reset_worker_is_copied_beside_the_sentinel(tmp_path: Path) -> None:
 
 def test_the_fix_hint_says_whether_the_users_uvicorn_has_the_flag(tmp_path: Path) -> None:
     stale = [{"kind": "uvicorn", "stale_found": True}]
-    hint = probe_command.fix_hint(stale, sys.executable)
+    hint = fixes.fix_hint(stale, sys.executable)
     assert hint and f"({servers.uvicorn_version(sys.executable)}) has --reset-contextvars" in hint
-    assert probe_command.fix_hint([{"kind": "hypercorn", "stale_found": True}], sys.executable) is None
+    assert fixes.fix_hint([{"kind": "hypercorn", "stale_found": True}], sys.executable) is None
     # an interpreter without uvicorn: its version and the flag's absence are said, not guessed
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
-    missing = probe_command.fix_hint(stale, str(bare / "bin" / "python"))
+    missing = fixes.fix_hint(stale, str(bare / "bin" / "python"))
     assert missing and "(not installed) has no --reset-contextvars" in missing
     assert f"uvicorn>={servers.RESET_FLAG_SINCE}" in missing  # the release to upgrade to is named
 
@@ -125,18 +124,18 @@ def test_the_fix_hint_says_whether_the_users_uvicorn_has_the_flag(tmp_path: Path
 def test_a_wait_for_the_machine_lock_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "run.lock"
     monkeypatch.setattr(lock, "LOCK_PATH", path)
-    monkeypatch.setattr(probe_command, "LOCK_PATH", path)
+    monkeypatch.setattr(session, "LOCK_PATH", path)
     holder = open(path, "a")
     fcntl.flock(holder, fcntl.LOCK_EX)
     threading.Timer(0.3, lambda: (fcntl.flock(holder, fcntl.LOCK_UN), holder.close())).start()
     lines: list[str] = []
     started = time.monotonic()
-    with probe_command._machine(lines.append):
+    with session._machine(lines.append):
         waited = time.monotonic() - started
     assert lines[0].startswith("waiting for the machine lock") and str(path) in lines[0]
     assert waited >= 0.2
     lines.clear()
-    with probe_command._machine(lines.append):
+    with session._machine(lines.append):
         pass
     assert lines == []  # a free lock says nothing
 

@@ -1,16 +1,18 @@
-"""The environment every result file carries: versions, Python, CPU, load, git commit, the command and parameters."""
+"""The environment every result file carries: versions, Python, CPU, load, git commit, the command and parameters.
+
+The suite's recorder: ctxbench.environment (what the installed probe records) plus the packages this clone's
+pyproject.toml names and its git commit.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import importlib.metadata
-import os
-import platform
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
+
+from ctxbench import environment as recorder
+from ctxbench.environment import cpu_model  # noqa: F401 - the suite imports it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
@@ -25,7 +27,9 @@ def recorded_packages() -> tuple[str, ...]:
     """The packages every result names the version of: the project's dependencies (pyproject.toml) and the libraries
     under them that change what is measured (`[tool.ctxbench] also-recorded`): the loops, parsers, anyio, pydantic."""
     project = tomllib.loads(PYPROJECT.read_text())
-    direct = [_requirement_name(requirement) for requirement in project["project"]["dependencies"]]
+    # the probe's few dependencies and the suite's extra: every package the suite runs on
+    requirements = [*project["project"]["dependencies"], *project["project"]["optional-dependencies"]["suite"]]
+    direct = [_requirement_name(requirement) for requirement in requirements]
     return tuple(dict.fromkeys([*direct, *project["tool"]["ctxbench"]["also-recorded"]]))
 
 
@@ -35,23 +39,7 @@ PACKAGES = recorded_packages()
 def package_versions() -> dict[str, str | None]:
     """Installed version of every package in PACKAGES, None where it is not installed (stdlib only: the version
     matrix calls this inside old stacks' interpreters too)."""
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return recorder.package_versions(PACKAGES)
 
 
 def git_commit() -> dict[str, object]:
@@ -67,16 +55,6 @@ def git_commit() -> dict[str, object]:
 
 def describe(parameters: dict[str, object] | None = None) -> dict[str, object]:
     """Everything a reader needs to know where a figure came from."""
-    return {
-        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "loadavg": list(os.getloadavg()),
-        "packages": package_versions(),
-        "git": git_commit(),
-        "argv": sys.argv,
-        "parameters": parameters or {},
-    }
+    described = recorder.describe(parameters)
+    described.pop("ctxbench")  # the clone is named by its commit
+    return {**described, "packages": package_versions(), "git": git_commit()}

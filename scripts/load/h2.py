@@ -26,6 +26,7 @@ from apps.harness import registry
 from apps.harness.checker import Failure
 from apps.harness.contract import HEALTH_PATH
 from apps.harness.origin import OTHER_CLIENT
+from ctxbench.serving.tls import HTTP1, Certificate, generate
 from loadtests import multiplex
 from scripts.common.environment import describe
 from scripts.common.lock import exclusive_run
@@ -34,7 +35,6 @@ from scripts.load import fronts
 from scripts.load import servers as serverconfig
 from scripts.load.process import Managed, NotServing, free_port, fronting, server_command, wait_answering
 from scripts.load.settings import FRONT_CPUS, H2_ROUNDS, H2_STREAMS, HOST, SERVER_CPUS
-from scripts.load.tls import HTTP1, Certificate, generate
 
 H2C, TLS = "h2c", "tls"
 KIND = "h2"  # the result files' kind (loadstats reads only runs with a "run" and the side-by-side rounds)

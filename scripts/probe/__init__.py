@@ -1,1 +1,1 @@
-"""`ctxbench probe`: serve a user's own ASGI app behind a sentinel and report ContextVars that outlive a request."""
+"""`ctxbench probe` in the suite's index of commands; the probe itself is the installed package, ctxbench/probing/."""

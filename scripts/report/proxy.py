@@ -57,7 +57,7 @@ def section(load: dict | None) -> list[str]:
         "A proxy keeps keep-alive connections to the app and forwards different clients' requests over them. Each "
         "cell: responses that carried *another client connection's* data (a value sent by another locust user) / "
         "leaked values / requests, every scenario of the hunt together (`cross_client` of `summary.json`'s "
-        "`front_grid`). Fronts: `scripts/load/fronts.py`; each run's config file is in its result.",
+        "`front_grid`). Fronts: `ctxbench/serving/fronts.py`; each run's config file is in its result.",
         "",
         "| approach | server | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),

@@ -3,7 +3,7 @@
 Raw sockets rather than an HTTP library: pipelining (several requests written before any response is read) is the
 path that leaks on uvicorn's default configuration, and no common client does it. The probe builds its own requests
 (it knows nothing of the user's app but its paths) and sends them with ctxbench's pipelining client
-(`loadtests.pipeline.PipelineClient.exchange_raw`), which also parses the responses.
+(`ctxbench.pipeline.PipelineClient.exchange_raw`), which also parses the responses.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from loadtests.pipeline import PipelineClient, ProtocolError
-from scripts.probe.sentinel import CLIENT_HEADER, DEFAULT_IDENTITY_FORMAT, PHASE_HEADER
+from ctxbench.pipeline import PipelineClient, ProtocolError
+from ctxbench.probing.sentinel import CLIENT_HEADER, DEFAULT_IDENTITY_FORMAT, PHASE_HEADER
 
 IO_TIMEOUT_S = 10.0  # a stalled server ends the exchange, never hangs the probe
 ROW_TIMEOUT_S = 60.0  # a row stops by itself, whatever its budget

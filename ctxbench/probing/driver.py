@@ -15,24 +15,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.load import servers
-from scripts.load.fronts import DIRECT_FRONT, Front
-from scripts.load.process import Managed, NotServing, free_port, fronting, wait_answering
-from scripts.load.servers import ServerConfig
-from scripts.load.settings import FRONT_CPUS, HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
-from scripts.probe import sentinel
-from scripts.probe.traffic import Row, RowResult, run_row
+from ctxbench.environment import APP_PACKAGES
+from ctxbench.probing import sentinel
+from ctxbench.probing.traffic import Row, RowResult, run_row
+from ctxbench.serving import servers
+from ctxbench.serving.fronts import DIRECT_FRONT, Front
+from ctxbench.serving.process import Managed, NotServing, free_port, fronting, wait_answering
+from ctxbench.serving.servers import ServerConfig
+from ctxbench.serving.settings import FRONT_CPUS, HEALTH_TIMEOUT_S, HOST, SERVER_CPUS
 
 SENTINEL_MODULE = "ctxbench_probe_sentinel"  # a name no service uses: it sits first on the server's PYTHONPATH
-# ctxbench's gunicorn reset workers, copied beside the sentinel: the `-reset` labels then run in any virtualenv that has
-# gunicorn and uvicorn-worker, not only in one where ctxbench itself is importable.
+# ctxbench's gunicorn reset workers (ctxbench/workers.py), copied beside the sentinel: the `-reset` labels then run in
+# any virtualenv that has gunicorn and uvicorn-worker, not only in one where ctxbench itself is importable.
 WORKERS_MODULE = "ctxbench_probe_workers"
-CTXBENCH_WORKERS = servers.RESET_WORKER.rpartition(".")[0]
+WORKERS_SOURCE = "ctxbench.workers"
+CTXBENCH_WORKERS = servers.RESET_WORKER.rpartition(".")[0]  # the suite's name for it in the labels' options
 PREFLIGHT_TIMEOUT_S = 60.0  # importing a large app once, in the user's interpreter
 
 
-class ProbeError(RuntimeError):
-    """Bad usage or a broken target: reported as one line, exit code 2."""
+class ProbeUsageError(RuntimeError):
+    """Bad usage, or a target that cannot be served (an app that does not import, a server not installed): the one
+    exception the probe raises for what the CLI reports as one line and exit code 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class Target:
             sentinel.SHOW_VALUES_ENV: "1" if self.show_values else "",
             sentinel.TRACEBACK_ENV: "1" if self.traceback else "",
             sentinel.IDENTITY_FORMAT_ENV: self.identity_format,
+            sentinel.VERSIONS_ENV: ",".join(APP_PACKAGES),
         }
 
 
@@ -80,7 +84,7 @@ class ServerResult:
 def install_sentinel(target: Target) -> None:
     target.sentinel_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sentinel.__file__, target.sentinel_dir / f"{SENTINEL_MODULE}.py")
-    spec = importlib.util.find_spec(CTXBENCH_WORKERS)  # located, not imported: it imports uvicorn_worker
+    spec = importlib.util.find_spec(WORKERS_SOURCE)  # located, not imported: it imports uvicorn_worker
     if spec is not None and spec.origin is not None:
         shutil.copyfile(spec.origin, target.sentinel_dir / f"{WORKERS_MODULE}.py")
 
@@ -125,25 +129,25 @@ def preflight(target: Target, configs: list[ServerConfig]) -> dict:
             check=False,
         )
     except FileNotFoundError:
-        raise ProbeError(f"no Python interpreter at {target.python}") from None
+        raise ProbeUsageError(f"no Python interpreter at {target.python}") from None
     except PermissionError:
-        raise ProbeError(f"{target.python} is not executable") from None
+        raise ProbeUsageError(f"{target.python} is not executable") from None
     except subprocess.TimeoutExpired:
-        raise ProbeError(f"importing {target.app} took longer than {PREFLIGHT_TIMEOUT_S:.0f}s") from None
+        raise ProbeUsageError(f"importing {target.app} took longer than {PREFLIGHT_TIMEOUT_S:.0f}s") from None
     lines = done.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProbeError(f"{target.python} could not run the probe's sentinel: {tail}") from None
+        raise ProbeUsageError(f"{target.python} could not run the probe's sentinel: {tail}") from None
     if answer["error"]:
-        raise ProbeError(f"{answer['error']} (app dir {target.app_dir}, python {target.python})")
+        raise ProbeUsageError(f"{answer['error']} (app dir {target.app_dir}, python {target.python})")
     for config in configs:
         missing = [name for name in required_modules(config) if name in answer["missing"]]
         if missing:
-            raise ProbeError(
+            raise ProbeUsageError(
                 f"server {config.label} needs {', '.join(missing)}, not installed for {target.python}"
-                f" (install it in that environment, or choose another --server)"
+                f" (install it in that environment, choose another --server, or pass --python: your app's interpreter)"
             )
     return answer
 
@@ -155,12 +159,12 @@ def _status_error(report_dir: Path) -> str | None:
     return None
 
 
-def _failure(server: Managed, report_dir: Path, what: str) -> ProbeError:
+def _failure(server: Managed, report_dir: Path, what: str) -> ProbeUsageError:
     reason = _status_error(report_dir)
     if reason is None:
         lines = [line for line in server.log_tail(40).splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else "no output"
-    return ProbeError(f"server {what}: {reason}")
+    return ProbeUsageError(f"server {what}: {reason}")
 
 
 def wait_ready(server: Managed, port: int, report_dir: Path, label: str) -> None:
@@ -206,7 +210,7 @@ def probe_server(
             try:
                 fronted = stack.enter_context(fronting(front, port, FRONT_CPUS, health_path=sentinel.READY_PATH))
             except RuntimeError as error:  # the front did not start or answer: a broken setup, not a verdict
-                raise ProbeError(str(error).splitlines()[0]) from None
+                raise ProbeUsageError(str(error).splitlines()[0]) from None
             result.front = fronted.as_dict()
             for index, row in enumerate(rows):
                 phase = f"row{index}"

@@ -1,8 +1,9 @@
 """The probe's sentinel: an outermost ASGI wrapper, stdlib only, run by file path in the user's own interpreter.
 
 It is copied into a temporary directory as `ctxbench_probe_sentinel.py` (a name no service uses) and served as
-`ctxbench_probe_sentinel:app`: it never imports ctxbench, whose top-level packages (`apps`, `scripts`) would collide
-with the user's. It is kept importable by Python 3.8+ because the user's interpreter may be older than ctxbench's.
+`ctxbench_probe_sentinel:app`: it never imports ctxbench, which lives in another interpreter (the installed tool's, or
+the clone's, whose top-level `apps` and `scripts` would collide with the user's). It is kept importable by Python
+3.8+ because the user's interpreter may be older than ctxbench's.
 
 What it does, per process (a server with several workers has one sentinel each, one report file each):
 - Baseline: the Context of the very first request this process serves. That is the readiness request the driver
@@ -35,7 +36,8 @@ What it does, per process (a server with several workers has one sentinel each, 
 - Its own bookkeeping never fails a request: a value or ContextVar it cannot describe is recorded as such and the
   finding is kept; any other failure of its own is counted (`sentinel_errors`), which makes the row inconclusive.
 - `python ctxbench_probe_sentinel.py --preflight MODULE...` imports the app once and says which MODULEs (the
-  servers and their loops/parsers) are importable in this interpreter, as one JSON line, without a traceback.
+  servers and their loops/parsers) are importable in this interpreter, and the versions of the distributions named in
+  CTXBENCH_PROBE_VERSIONS, as one JSON line, without a traceback.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ PHASE_HEADER = b"x-ctxbench-probe-phase"  # which traffic a request belongs to; 
 CLIENT_HEADER = b"x-ctxbench-probe-client"  # which client sent it (a connection of the probe); removed the same way
 MAX_TRACKED_TOKENS = 200_000  # identity value -> its client: bounded, whatever the request count
 IDENTITY_FORMAT_ENV = "CTXBENCH_PROBE_IDENTITY_FORMAT"
+VERSIONS_ENV = "CTXBENCH_PROBE_VERSIONS"  # comma-separated distributions whose versions the preflight reports
 # What the driver's identity values look like (`--identity-format`), and how the sentinel finds them in any text.
 # uuid by default: request-id libraries (asgi-correlation-id's validator) drop a header value that is not a UUID.
 IDENTITY_PATTERNS = {
@@ -744,7 +747,26 @@ def preflight(modules: list[str]) -> dict:
         load_app(os.environ.get(APP_ENV, ""))
     except BaseException as exc:
         error = str(exc) if isinstance(exc, (ImportError, ValueError)) else describe_error(exc)
-    return {"python": sys.version.split()[0], "executable": sys.executable, "missing": missing, "error": error}
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "missing": missing,
+        "error": error,
+        "versions": _versions(os.environ.get(VERSIONS_ENV, "")),
+    }
+
+
+def _versions(names: str) -> dict:
+    """Installed version of each named distribution in this interpreter (None: not installed); what results record."""
+    import importlib.metadata  # 3.8+; only the preflight asks
+
+    found = {}
+    for name in filter(None, names.split(",")):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--preflight"]:

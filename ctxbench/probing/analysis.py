@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.probe.driver import ServerResult
+from ctxbench.probing.driver import ServerResult
 
 # A connection-scoped leak (a request starting in the previous request's context on the same connection) needs two
 # requests answered on one connection: a row is conclusive only when each of its connections carried at least this many.

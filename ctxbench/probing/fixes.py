@@ -1,0 +1,34 @@
+"""The probe's `fix:` line, written in one place: what to change on the servers where stale state was found.
+
+Another fix (a middleware, a server setting) is one more entry here; the CLI, the API and the JSON document all take
+the line from `fix_hint`.
+"""
+
+from __future__ import annotations
+
+from ctxbench.serving import servers
+
+# The worker classes that pass uvicorn's reset option under gunicorn: a file of the ctxbench package (in the clone and
+# in the installed tool alike), meant to be copied into the user's project.
+WORKERS_FILE = "ctxbench/workers.py"
+GUNICORN_FIX = f"run gunicorn with --worker-class yourpackage.workers.UvicornResetWorker ({WORKERS_FILE}: copy it)"
+# The fix that needs no server setting (README: FreshContextMiddleware, or the variants that copy one).
+MIDDLEWARE_FIX = (
+    "start each request in a fresh Context in your outermost middleware (README: the fix that needs no server setting)"
+)
+FIXED_BY_SERVER_FLAG = {"uvicorn", "gunicorn"}  # the kinds whose stale state the reset flag or worker fixes
+
+
+def fix_hint(documents: list[dict], python: str) -> str | None:
+    """For uvicorn rows with stale state: the user's uvicorn release and whether it has the reset flag."""
+    stale_kinds = {document["kind"] for document in documents if document["stale_found"]}
+    if not stale_kinds & FIXED_BY_SERVER_FLAG:
+        return None
+    version = servers.uvicorn_version(python) or "not installed"
+    if servers.has_reset_flag(python):
+        return f"fix: your uvicorn ({version}) has {servers.RESET_FLAG}: pass it to uvicorn, or {GUNICORN_FIX}"
+    return (
+        f"fix: your uvicorn ({version}) has no {servers.RESET_FLAG} (its --help does not list it; uvicorn has it"
+        f" from {servers.RESET_FLAG_SINCE} on): upgrade to uvicorn>={servers.RESET_FLAG_SINCE} and pass it, or"
+        f" {MIDDLEWARE_FIX}"
+    )
