@@ -124,11 +124,12 @@ def test_failures_that_are_not_leaks_are_reported_not_dropped(tmp_path: Path) ->
     assert "other failures (status, transport): 2" in decision.where_failed(row.outcome)
 
 
-def grid_cell(variant: str, server: str, leak: dict[str, int] | None = None, lost: int = 0) -> dict:
+def grid_cell(variant: str, server: str, leak: dict[str, int] | None = None, lost: int = 0, dropped: int = 0) -> dict:
     failures = dict(leak or {}) | ({"audit.user_id:lost": lost} if lost else {})
+    failures |= {"entry.startup:dropped": dropped} if dropped else {}
     return {"variant": variant, "category": "fixture", "scenario": "pipeline", "server": server, "runs": 1,
             "requests": 100, "failed_requests": 0, "leak": sum((leak or {}).values()), "lost": lost, "other": 0,
-            "failures": failures}  # fmt: skip
+            "dropped": dropped, "failures": failures}  # fmt: skip
 
 
 def test_per_server_verdicts_follow_the_cells_and_name_the_fixing_setting() -> None:

@@ -125,3 +125,28 @@ def test_detail_pages_are_regenerated_not_edited(tmp_path: Path) -> None:
     assert first == again
     assert (root / report.DECISION_MD).exists()
     assert "(../REPORT.md)" in (root / report.BENCH_MD).read_text()
+
+
+def test_a_fix_that_drops_the_startup_context_is_told_apart_from_one_that_keeps_it() -> None:
+    """The empty-Context mechanisms and the reset setting are correct but change the app: the verdicts say so."""
+    entry = {"entry.request_id:leak": 5}
+    load = {
+        "leak_grid": [
+            grid_cell("contextvar_snapshot", "uvloop-httptools"),
+            grid_cell("contextvar_isolated", "uvloop-httptools", dropped=100),
+            grid_cell("contextvar_asgi", "uvloop-httptools", entry),
+            grid_cell("contextvar_asgi", "uvloop-httptools-reset", dropped=100),
+        ]
+    }
+    verdicts = decision.per_server(load)
+    assert verdicts[("contextvar_snapshot", "uvicorn")].verdict == decision.CORRECT
+    assert verdicts[("contextvar_isolated", "uvicorn")].verdict == decision.DROPS_STARTUP
+    asgi = verdicts[("contextvar_asgi", "uvicorn")]
+    assert asgi.verdict == decision.CORRECT_WITH and asgi.setting.endswith("which drops startup context")
+    rows = {r.variant.name: r for r in decision.decide({"load": load})}
+    assert rows["contextvar_snapshot"].verdict == decision.IMMUNE
+    assert rows["contextvar_isolated"].verdict == decision.IMMUNE_DROPS
+    assert rows["contextvar_asgi"].verdict == decision.SAFE_WITH_RESET + decision.RESET_DROPS
+    lines = "\n".join(decision.per_server_lines(list(rows.values()), load))
+    assert "Correct, but what the app set before its first request is gone: `contextvar_isolated`" in lines
+    assert decision.answer(list(rows.values())).startswith("**Use `contextvar_snapshot`**")
