@@ -53,7 +53,8 @@ class Outcome:
     def drops_startup(self, twins: bool = False) -> bool:
         """Whether a startup value was out of sight at some place (`twins`: at a fresh-Context twin place)."""
         places = set(self.reset_twin.values()) if twins else set(self.where) - set(self.reset_twin.values())
-        return any(Failure.parse(name).is_dropped for place in places for name, n in self.where[place].items() if n)
+        found = [self.where[place] for place in places if place in self.where]
+        return any(Failure.parse(name).is_dropped for counts in found for name, n in counts.items() if n)
 
     def failing(self) -> dict[str, Counter[str]]:
         return {place: counts for place, counts in self.where.items() if sum(counts.values())}
