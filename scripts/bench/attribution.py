@@ -89,6 +89,8 @@ C_RULES = (
     CRule(STEP_DRIVER, function=r"^(context_run|_?PyContext_(Enter|Exit))$", source=r"Python/context\.c$"),
     CRule(STEP_DRIVER, function=r"^map_next$"),
     CRule(CONTEXTVARS, source=r"Python/(context|hamt)\.c$"),
+    # their code inlined from headers (fi= lines: another source file), by the function's name
+    CRule(CONTEXTVARS, function=r"^(PyContextVar_|contextvar_|_contextvars_|hamt_|_PyHamt_|PyContext_|context_)"),
     CRule(VALIDATION, library=r"_pydantic_core"),
 )
 
