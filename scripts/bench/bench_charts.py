@@ -182,6 +182,9 @@ def draw_attribution(summary: dict, path: Path) -> Path:
     components = section["components"]
     colors = {name: plt.get_cmap("tab10")(index % 10) for index, name in enumerate(components)}
     fig, axis = chart_style.figure(ROW_IN * 1.4 * len(rows) + 3.2)
+    ends: list[float] = []
+    notes: list[str] = []
+    lows: list[float] = []
     for index, row in enumerate(rows):
         right = left = 0.0
         for name in components:
@@ -192,15 +195,25 @@ def draw_attribution(summary: dict, path: Path) -> Path:
             else:
                 axis.barh(index, added, left=left, color=colors[name])
                 left += added
+        lows.append(min(left, (row["measured"] or 0) / 1e3))
         if row["measured"] is not None:
             axis.plot([row["measured"] / 1e3] * 2, [index - 0.4, index + 0.4], color="black", linewidth=2)
-            axis.text(max(right, row["measured"] / 1e3), index, f" {row['measured'] / 1e3:+.0f} k", va="center")
+        ends.append(max(right, (row["measured"] or 0) / 1e3))
+        notes.append(f" {(row['measured'] if row['measured'] is not None else row['attributed']) / 1e3:+,.0f} k")
+    # One variant far beyond the rest (an SDK's transaction per request) would flatten every other bar: the axis
+    # stops past the second widest, a longer bar is cut there and its label says its figure.
+    ordered = sorted(ends)
+    limit = (ordered[-2] * 1.4 if len(ordered) > 1 and ordered[-1] > 2 * ordered[-2] else ordered[-1] * 1.15) or 1
+    for index, (end, note) in enumerate(zip(ends, notes, strict=True)):
+        if end > limit:  # inside the cut bar's end, so the label stays in the column
+            axis.text(limit, index, note + " (cut) ", va="center", ha="right", color="white")
+        else:
+            axis.text(end, index, note, va="center")
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(range(len(rows)), [row["variant"] for row in rows])
     axis.set_ylim(-0.5, len(rows) - 0.5)
     axis.set_xlabel("thousand instructions added per GET over baseline (callgrind), by component")
-    widest = max((max(row["measured"] or 0, row["attributed"]) for row in rows), default=1) / 1e3
-    axis.set_xlim(right=widest * 1.15 or 1)
+    axis.set_xlim(min(lows, default=0.0) * 1.1, limit)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[name]) for name in components]
     fig.legend(handles, components, loc="outside lower center", ncols=2, frameon=False)
     residual = section.get("max_abs_residual_pct_of_request")

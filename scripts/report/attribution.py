@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apps.harness import registry
 from scripts.bench import bench_charts
-from scripts.bench.attribution import DEPENDENCIES, VALIDATION
+from scripts.bench.attribution import COMPONENTS, VALIDATION
 from scripts.common import results as resultfiles
 
 METHOD = bench_charts.ATTRIBUTION_METHOD
@@ -37,14 +37,17 @@ def explicit_lines(bench: dict | None) -> list[str]:
     ordered = sorted(explicit, key=lambda name: rows[name]["measured"])
     cheap, dear = ordered[0], ordered[-1]
     difference = rows[dear]["measured"] - rows[cheap]["measured"]
-    validation = rows[dear]["components"][VALIDATION] - rows[cheap]["components"][VALIDATION]
-    others = rows[dear]["components"][DEPENDENCIES] - rows[cheap]["components"][DEPENDENCIES]
+    apart = {name: rows[dear]["components"][name] - rows[cheap]["components"][name] for name in COMPONENTS}
+    # the components that make the difference: each at least a tenth of it, largest first
+    parts = sorted((name for name in apart if abs(apart[name]) >= abs(difference) / 10), key=lambda n: -abs(apart[n]))
     return [
         f"**Explicit passing, two ways** (instructions per {METHOD.upper()} over baseline): `{cheap}` "
-        f"{rows[cheap]['measured']:+,.0f} ({largest_phrase(rows[cheap])}), `{dear}` {rows[dear]['measured']:+,.0f} "
-        f"({largest_phrase(rows[dear])}). The passing itself is `{cheap}`'s figure; `{dear}` builds the same context "
-        f"object from `Header()` parameters, which adds {difference:+,.0f}: parameter validation "
-        f"{validation:+,.0f} of it, {DEPENDENCIES} {others:+,.0f}.",
+        f"{rows[cheap]['measured']:+,.0f} ({largest_phrase(rows[cheap])}) reads the three values from the scope in a "
+        f"dependency and passes the object down: that is what the passing costs. `{dear}` "
+        f"{rows[dear]['measured']:+,.0f} ({largest_phrase(rows[dear])}) builds the same object from `Header()` "
+        f"parameters, which adds {difference:+,.0f}: "
+        + ", ".join(f"{name} {apart[name]:+,.0f}" for name in parts)
+        + f" (the {VALIDATION} is the header validation).",
     ]
 
 

@@ -63,10 +63,10 @@ def judging_lines(load: dict | None, bench: dict | None, count: dict | None) -> 
             f"interleaved runs, {client['first_utc']} to {client['last_utc']})"
         )
     elif client:
+        when = client.get("last_utc") or "at a time it did not record"
         cpu = (
-            f"{LEAD}: CPU per request not measured this round (the newest client "
-            f"sweep ran {client['last_utc']}, before this round's instruction counts of "
-            f"{start.isoformat(timespec='seconds') if start else '?'}; run `{SWEEP}`)"
+            f"{LEAD}: CPU per request not measured this round (the newest client sweep ran {when}, before this "
+            f"round's instruction counts of {start.isoformat(timespec='seconds') if start else '?'}; run `{SWEEP}`)"
         )
     else:
         cpu = f"{LEAD}: CPU per request not measured (run `{SWEEP}`)"
