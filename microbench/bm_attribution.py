@@ -1,14 +1,14 @@
-"""Instructions per request by component (scripts/bench/attribution.py), counted under callgrind, one process per app.
+"""Instructions per request by component (microbench/attribution.py), counted under callgrind, one process per app.
 
 How: the same worker as bm_instructions (one app alone, PYTHONHASHSEED fixed, the same requests, warmed up the same
-way) wraps the component roots and middleware layers of scripts.bench.attribution, then runs `--requests` requests
+way) wraps the component roots and middleware layers of microbench.attribution, then runs `--requests` requests
 per method. Every wrapper keeps, per asyncio task, the stack of components entered; each time the component on top
 changes (a root entered or left, a loop callback stepping another task) it calls `os.getppid()` and callgrind dumps,
 so each dump holds one component's run; its label says which. The wrappers' bookkeeping runs inside `operator.call`,
 which `--toggle-collect` keeps out of the counts. A dump holds every thread's instructions: the threadpool's worker
 runs while the event loop waits for it, outside any callback, so its instructions fall to the loop's REST. The counts
 of record stay bm_instructions' (no wrappers); this file says where they go, and the residual
-(attribution.breakdown) what the two disagree by.
+(scripts/bench/attribution.py) what the two disagree by.
 
 Output: `attribution_<app>.json` per app (a plain JSON record, not a pyperf file): per method, instructions per
 request by component, their total, and the wrapper events per request.
@@ -37,11 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from apps.harness import inprocess, registry
-from microbench import bm_instructions
+from microbench import attribution, bm_instructions
+from microbench.asgi_timing import versions
 from microbench.bm_apps import METHODS, request_spec
-from scripts.bench import attribution
-from scripts.common.environment import describe
-from scripts.common.results import write_json
 
 REQUESTS = 10  # per method: counts repeat from request to request (bm_instructions' spread is 0.2%)
 WARMUP = bm_instructions.WARMUP_REQUESTS
@@ -315,6 +313,13 @@ def labelled_dumps(tmp: Path, labels: list[str], start: int, end: int) -> list[t
     return [(dump, label) for dump, label in zip(dumps[start:end], labels[start:end], strict=True) if label != DISCARD]
 
 
+def write_record(path: Path, record: dict) -> None:
+    """Atomically, with the mode the umask gives (as every result file): a reader never sees half of it."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(record, indent=1))
+    os.replace(partial, path)
+
+
 def groups(only: list[str] | None) -> list[str]:
     return [v.name for v in registry.VARIANTS if only is None or v.name in only or v.name == bm_instructions.BASELINE]
 
@@ -338,19 +343,20 @@ def main() -> None:
         sys.exit("valgrind is not installed: the attribution needs callgrind (apt-get install valgrind)")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    environment = describe({"requests": args.requests, "warmup": args.warmup, "wrapped_warmup": WRAPPED_WARMUP})
+    # the run's environment is recorded by whoever runs it (ctxbench bench: run_instructions.json), as for the counts
+    parameters = {"requests": args.requests, "warmup": args.warmup, "wrapped_warmup": WRAPPED_WARMUP}
     chosen = groups(args.variant)
     with tempfile.TemporaryDirectory(prefix="ctxbench-attribution-") as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
             records = list(pool.map(lambda group: measure(group, args, Path(tmp)), chosen))
     reference = next(record for record in records if record["app"] == bm_instructions.BASELINE)
     for record in records:
-        record |= {"counter": bm_instructions.COUNTER, "environment": environment}
+        record |= {"counter": bm_instructions.COUNTER, "parameters": parameters, "versions": versions()}
         record["rules"] = {"components": list(attribution.COMPONENTS), "toggle_collect": TOGGLE}
         if args.variant and record is not reference:  # as bm_instructions.same_run_name: this run's baseline inside
             record[attribution.SAME_RUN] = reference
         path = output_file(args.output_dir, record["app"])
-        write_json(path, record)
+        write_record(path, record)
         print(f"wrote {path}")
     print(f"attribution: {len(chosen)} processes in {time.perf_counter() - started:.1f}s", flush=True)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from microbench import bm_attribution
-from scripts.bench import attribution
+from microbench import attribution, bm_attribution
+from scripts.bench import attribution as summary
 from scripts.report import attribution as report_attribution
 
 LIBPYTHON = "/usr/lib/libpython3.11.so.1.0"
@@ -120,7 +120,7 @@ def test_every_component_is_described_and_every_root_names_one() -> None:
 def test_the_breakdown_adds_up_and_states_the_residual() -> None:
     reference = {attribution.REST: 1000.0, attribution.VALIDATION: 100.0}
     subject = {attribution.REST: 1010.0, attribution.VALIDATION: 350.0, attribution.CONTEXTVARS: 5.0}
-    found = attribution.breakdown(subject, reference, measured_added=270.0)
+    found = summary.breakdown(subject, reference, measured_added=270.0)
     assert found["components"][attribution.VALIDATION] == 250.0
     assert found["components"][attribution.MIDDLEWARE] == 0.0  # every component present, in order
     assert list(found["components"]) == list(attribution.COMPONENTS)
@@ -188,7 +188,7 @@ def test_the_summary_compares_each_variant_with_its_own_runs_baseline(tmp_path: 
     own_base = {"methods": {"get": {"components": {attribution.REST: 990.0}}}}
     write_record(tmp_path, "explicit_scope", {attribution.REST: 1040.0}, same_run=own_base)
     rows = [counted("baseline", 1e6, None), counted("explicit", 1.3e6, 302.0), counted("explicit_scope", 1.05e6, 49.0)]
-    found = attribution.summarize(tmp_path, rows, ["baseline", "explicit", "explicit_scope"], "baseline")
+    found = summary.summarize(tmp_path, rows, ["baseline", "explicit", "explicit_scope"], "baseline")
     by = {row["variant"]: row for row in found["rows"]}
     assert by["explicit"]["components"][attribution.VALIDATION] == 300.0
     assert by["explicit"]["residual"] == 2.0
@@ -205,7 +205,7 @@ def test_the_report_names_the_largest_part_and_splits_explicit(tmp_path: Path) -
     write_record(tmp_path, "explicit", {attribution.REST: 1040.0, attribution.VALIDATION: 250_000.0})
     write_record(tmp_path, "explicit_scope", {attribution.REST: 1040.0, attribution.DEPENDENCIES: 40_000.0})
     rows = [counted("explicit", 2e6, 250_100.0), counted("explicit_scope", 1.5e6, 40_150.0)]
-    section = attribution.summarize(tmp_path, rows, ["baseline", "explicit", "explicit_scope"], "baseline")
+    section = summary.summarize(tmp_path, rows, ["baseline", "explicit", "explicit_scope"], "baseline")
     bench = {"instructions": {"attribution": section}}
     assert report_attribution.largest_phrase(report_attribution.rows_by_variant(bench)["explicit"]).startswith(
         f"largest: {attribution.VALIDATION}"

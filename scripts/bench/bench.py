@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apps.harness import registry
-from microbench import bm_attribution, bm_instructions, bm_paired
-from scripts.bench import attribution, bench_charts, verify
+from microbench import attribution, bm_attribution, bm_instructions, bm_paired
+from scripts.bench import bench_charts, verify
 from scripts.bench import stats as benchstats
 from scripts.common.arguments import MAX_SEED, cpu_list, int_range, one_of, output_dir
 from scripts.common.environment import ROOT, describe

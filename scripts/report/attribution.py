@@ -67,7 +67,7 @@ def bench_lines(bench: dict | None) -> list[str]:
         f"Each variant's instructions per {METHOD.upper()} over baseline, by component (thousands; "
         "`make bench MODE=instructions`, microbench/bm_attribution.py): every C function's own instructions go to "
         "the component its C rule names (CPython's ContextVar code, pydantic-core), else to the component running "
-        "when they were executed (the Python functions and middleware layers of scripts/bench/attribution.py, "
+        "when they were executed (the Python functions and middleware layers of microbench/attribution.py, "
         "tracked per asyncio task). The components of a request add up exactly to its instrumented count; the "
         "residual is the counted difference (no instrumentation) minus their sum: the wrappers' own calls and the "
         "garbage collections their allocations trigger"
