@@ -216,3 +216,37 @@ def test_the_report_names_the_largest_part_and_splits_explicit(tmp_path: Path) -
     table = report_attribution.bench_lines(bench)
     assert any(line.startswith("| `explicit` | +250.1 |") for line in table)
     assert any(line.startswith("| `explicit_scope` | +40.1 |") for line in table)
+
+
+def test_a_variant_counted_alone_keeps_only_its_own_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ctxbench bench --mode instructions --variant X runs the counts, then the attribution; X's two files stay (each
+    holds that run's baseline), the run's own baseline files go: the reference run's baseline is not replaced."""
+    import argparse
+    import contextlib
+    import subprocess
+
+    from scripts.bench import bench
+
+    ran: list[str] = []
+    real_run = subprocess.run
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        if "--output-dir" not in command:  # the environment's own calls (git)
+            return real_run(command, **kwargs)
+        ran.append(Path(command[1]).name)
+        output = Path(command[command.index("--output-dir") + 1])
+        for app in ("explicit_scope", "baseline", "baseline_aa"):
+            prefix = "attribution_" if ran[-1] == "bm_attribution.py" else "instructions_"
+            if not (prefix == "attribution_" and app == "baseline_aa"):
+                (output / f"{prefix}{app}.json").write_text("{}")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(bench, "exclusive_run", contextlib.nullcontext)
+    args = argparse.Namespace(variant=["explicit_scope"], seed=0, mode="instructions")
+    assert bench.count_instructions(args, bench.MODES["instructions"], tmp_path) == 0
+    assert ran == ["bm_instructions.py", "bm_attribution.py"]
+    kept = {path.name for path in tmp_path.glob("*.json")}
+    assert kept == {"instructions_explicit_scope.json", "attribution_explicit_scope.json"}
+    replaced = bench.replaced_files(bench.MODES["instructions"], ("explicit_scope",))
+    assert "attribution_explicit_scope.json" in replaced and "attribution_baseline.json" not in replaced
