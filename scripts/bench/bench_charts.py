@@ -219,7 +219,7 @@ def draw_attribution(summary: dict, path: Path) -> Path:
     residual = section.get("max_abs_residual_pct_of_request")
     fig.suptitle(
         "Where the added instructions go (GET); black tick: the counted difference\n"
-        + ("" if residual is None else f"largest residual {residual:.2f}% of a request's instructions")
+        + ("" if residual is None else f"largest residual (any variant, GET or POST): {residual:.2f}% of its request")
     )
     return chart_style.save(fig, path)
 
