@@ -250,3 +250,21 @@ def test_a_variant_counted_alone_keeps_only_its_own_files(tmp_path: Path, monkey
     assert kept == {"instructions_explicit_scope.json", "attribution_explicit_scope.json"}
     replaced = bench.replaced_files(bench.MODES["instructions"], ("explicit_scope",))
     assert "attribution_explicit_scope.json" in replaced and "attribution_baseline.json" not in replaced
+
+
+def test_the_worker_wraps_a_real_app_and_labels_its_components(tmp_path: Path) -> None:
+    """Outside callgrind (os.getppid is then only a call): the roots and layers are found, and each component runs."""
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.json"
+    command = [sys.executable, str(Path(bm_attribution.__file__)), "--worker-plan", str(plan)]
+    command += ["--worker-group", "explicit", "--requests", "1", "--warmup", "1"]
+    subprocess.run(command, check=True, cwd=Path(bm_attribution.__file__).parents[1])
+    found = json.loads(plan.read_text())
+    assert "fastapi.dependencies.utils.request_params_to_args" in found["roots"]
+    assert found["layers"] >= 5  # Starlette's, FastAPI's, RequestGuard, the audit layer, down to the router
+    labels = set(found["labels"])
+    for component in (attribution.MIDDLEWARE, attribution.DEPENDENCIES, attribution.VALIDATION, attribution.LOGGING):
+        assert component in labels
+    assert [segment["method"] for segment in found["segments"]] == ["get", "post"]
