@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apps.harness import registry
-from microbench import bm_instructions, bm_paired
+from microbench import attribution, bm_attribution, bm_instructions, bm_paired
 from scripts.bench import bench_charts, verify
 from scripts.bench import stats as benchstats
 from scripts.common.arguments import MAX_SEED, cpu_list, int_range, one_of, output_dir
@@ -119,7 +119,11 @@ OUR_FILES = (
     f"{benchstats.VARIANT_PAIRED_PREFIX}*.json",  # a full run supersedes every variant measured alone
     benchstats.RUN_NAME,
 )
-INSTRUCTION_FILES = (f"{bm_instructions.FILE_PREFIX}*.json", benchstats.INSTRUCTIONS_RUN_NAME)
+INSTRUCTION_FILES = (
+    f"{bm_instructions.FILE_PREFIX}*.json",
+    f"{attribution.FILE_PREFIX}*.json",  # where the counts go, from the same run (microbench/bm_attribution.py)
+    benchstats.INSTRUCTIONS_RUN_NAME,
+)
 VARIANT_RUNS = "variants"  # <results-dir>/variants/<name>.json: parameters of a `--variant` run (not a pyperf file)
 
 
@@ -250,11 +254,16 @@ def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> i
     command += ["--processes", str(mode.instruction_processes), "--seed", str(args.seed)]
     command += ["--warmup", str(mode.instruction_warmup)]
     command += [option for name in only for option in ("--variant", name)]
+    attributed = [sys.executable, str(MICROBENCH / "bm_attribution.py"), "--output-dir", str(staging)]
+    attributed += ["--warmup", str(mode.instruction_warmup)]
+    attributed += [option for name in only for option in ("--variant", name)]
     print(f"waiting for the machine lock (mode {args.mode})...", flush=True)
     with exclusive_run():
         environment["loadavg"] = list(os.getloadavg())
         started = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, check=False)
+        if result.returncode == 0:  # where the counts go: the same apps, wrapped, in callgrind processes of their own
+            result = subprocess.run(attributed, cwd=ROOT, check=False)
         seconds = time.perf_counter() - started
     if result.returncode != 0:
         print(f"instruction counts failed ({result.returncode})", file=sys.stderr)
@@ -262,10 +271,11 @@ def count_instructions(args: argparse.Namespace, mode: Mode, staging: Path) -> i
     parameters = {"mode": args.mode, **asdict(mode), "seed": args.seed, "timed_seconds": round(seconds, 1)}
     environment = {**environment, "parameters": parameters}
     if only:  # each variant's file holds its run's baseline and A/A (bm_instructions.same_run_name): the reference
-        kept = {instruction_file(name) for name in only if name != benchstats.BASELINE}  # run's own files stay
-        for path in staging.glob(f"{bm_instructions.FILE_PREFIX}*.json"):
-            if path.name not in kept:
-                path.unlink()
+        kept = {own for name in only if name != benchstats.BASELINE for own in own_count_files(name)}
+        for prefix in (bm_instructions.FILE_PREFIX, attribution.FILE_PREFIX):  # the run's own files stay
+            for path in staging.glob(f"{prefix}*.json"):
+                if path.name not in kept:
+                    path.unlink()
     for name in only:
         write_json(staging / VARIANT_RUNS / f"{name}-instructions.json", {**parameters, "variant": name})
     if not only:
@@ -313,12 +323,17 @@ def replaced_files(mode: Mode, only: tuple[str, ...]) -> tuple[str, ...]:
         own = [benchstats.app_path(Path(), name).name for name in only]
         own += [benchstats.variant_paired_path(Path(), name).name for name in only]
     else:  # its variants' counts, each with its run's baseline inside; baseline's, the A/A's and depth's stay
-        own = [instruction_file(name) for name in only if name != benchstats.BASELINE]
+        own = [own for name in only if name != benchstats.BASELINE for own in own_count_files(name)]
     return (*own, VARIANT_RUNS, benchstats.SUMMARY_NAME)
 
 
 def instruction_file(name: str) -> str:
     return bm_instructions.app_file(Path(), name).name
+
+
+def own_count_files(name: str) -> tuple[str, str]:
+    """A variant's count and attribution files: from a run of some variants, each holds that run's baseline."""
+    return instruction_file(name), bm_attribution.output_file(Path(), name).name
 
 
 def staged_measure(args: argparse.Namespace, mode: Mode, results_dir: Path) -> dict | None:

@@ -11,6 +11,8 @@ from scripts.common import chart_style
 
 APPS_CHART, PRIMITIVES_CHART, DEPTH_CHART = "bench_apps.png", "bench_primitives.png", "bench_depth.png"
 INSTRUCTIONS_CHART = "bench_instructions.png"
+ATTRIBUTION_CHART = "bench_attribution.png"
+ATTRIBUTION_METHOD = "get"  # the method the report ranks by
 VERDICT_COLORS = {"slower": "tab:red", "faster": "tab:green", NOT_SIGNIFICANT: "tab:gray", None: "tab:blue"}
 ROW_IN = 0.32  # height of one variant's bar: 12 pt labels need about this much
 
@@ -165,6 +167,63 @@ def draw_instructions(summary: dict, path: Path) -> Path:
     return chart_style.save(fig, path)
 
 
+def attribution_rows(summary: dict, method: str = ATTRIBUTION_METHOD) -> list[dict]:
+    """The attributed variants of one method, cheapest first by their counted difference."""
+    found = ((summary.get("instructions") or {}).get("attribution") or {}).get("rows", [])
+    rows = [row for row in found if row["method"] == method and "components" in row]
+    return sorted(rows, key=lambda row: row["measured"] if row["measured"] is not None else row["attributed"])
+
+
+def draw_attribution(summary: dict, path: Path) -> Path:
+    """Per variant: its added instructions per GET stacked by component (a component it saves goes left of zero),
+    the counted difference as a black tick; the gap between the stack's ends and the tick is the residual."""
+    section = summary["instructions"]["attribution"]
+    rows = attribution_rows(summary)
+    components = section["components"]
+    colors = {name: plt.get_cmap("tab10")(index % 10) for index, name in enumerate(components)}
+    fig, axis = chart_style.figure(ROW_IN * 1.4 * len(rows) + 3.2)
+    ends: list[float] = []
+    notes: list[str] = []
+    lows: list[float] = []
+    for index, row in enumerate(rows):
+        right = left = 0.0
+        for name in components:
+            added = row["components"][name] / 1e3
+            if added >= 0:
+                axis.barh(index, added, left=right, color=colors[name])
+                right += added
+            else:
+                axis.barh(index, added, left=left, color=colors[name])
+                left += added
+        lows.append(min(left, (row["measured"] or 0) / 1e3))
+        if row["measured"] is not None:
+            axis.plot([row["measured"] / 1e3] * 2, [index - 0.4, index + 0.4], color="black", linewidth=2)
+        ends.append(max(right, (row["measured"] or 0) / 1e3))
+        notes.append(f" {(row['measured'] if row['measured'] is not None else row['attributed']) / 1e3:+,.0f} k")
+    # One variant far beyond the rest (an SDK's transaction per request) would flatten every other bar: the axis
+    # stops past the second widest, a longer bar is cut there and its label says its figure.
+    ordered = sorted(ends)
+    limit = (ordered[-2] * 1.4 if len(ordered) > 1 and ordered[-1] > 2 * ordered[-2] else ordered[-1] * 1.15) or 1
+    for index, (end, note) in enumerate(zip(ends, notes, strict=True)):
+        if end > limit:  # inside the cut bar's end, so the label stays in the column
+            axis.text(limit, index, note + " (cut) ", va="center", ha="right", color="white")
+        else:
+            axis.text(end, index, note, va="center")
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_yticks(range(len(rows)), [row["variant"] for row in rows])
+    axis.set_ylim(-0.5, len(rows) - 0.5)
+    axis.set_xlabel("thousand instructions added per GET over baseline (callgrind), by component")
+    axis.set_xlim(min(lows, default=0.0) * 1.1, limit)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[name]) for name in components]
+    fig.legend(handles, components, loc="outside lower center", ncols=2, frameon=False)
+    residual = section.get("max_abs_residual_pct_of_request")
+    fig.suptitle(
+        "Where the added instructions go (GET); black tick: the counted difference\n"
+        + ("" if residual is None else f"largest residual (any variant, GET or POST): {residual:.2f}% of its request")
+    )
+    return chart_style.save(fig, path)
+
+
 def draw_all(summary: dict, charts_dir: Path) -> list[Path]:
     """Every chart from one summary (as benchstats.summarize returns it)."""
     drawn = []
@@ -176,4 +235,6 @@ def draw_all(summary: dict, charts_dir: Path) -> list[Path]:
         drawn.append(draw_depth(summary, charts_dir / DEPTH_CHART))
     if summary.get("instructions"):
         drawn.append(draw_instructions(summary, charts_dir / INSTRUCTIONS_CHART))
+    if attribution_rows(summary):
+        drawn.append(draw_attribution(summary, charts_dir / ATTRIBUTION_CHART))
     return drawn

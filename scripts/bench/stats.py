@@ -57,6 +57,13 @@ summary.json schema (all times are medians over every value of every run unless 
             (both only between counts of the reference run: a count of a run of its own is compared with nothing
             else);
         depth: kind, depth, instructions, spread_pct, ..., added (over depth 0); depth_per_layer: {kind: slope}.
+        attribution: null, or where the added instructions go (microbench/bm_attribution.py, `attribution_<app>.json`;
+            the table: microbench/attribution.py; the sums: scripts/bench/attribution.py): method, components,
+            descriptions, rows per variant x method: variant, method, run, instrumented_total,
+            wrapper_events_per_request, absolute {component: instructions per request}; for a variant also
+            components {component: added over baseline}, attributed (their sum), measured (the count's
+            vs_baseline.added), residual (measured - attributed), residual_pct_of_measured, residual_pct_of_request,
+            largest; and max_abs_residual, max_abs_residual_pct_of_request.
         count comparison: subject, reference, method, added (instructions per request), added_pct, threshold_pct
         (the largest of |A/A %| and both sides' spread_pct), verdict ("more instructions", "fewer instructions",
         "not resolved").
@@ -78,7 +85,9 @@ from pathlib import Path
 import pyperf
 
 from apps.harness import registry
+from microbench import attribution as attribution_table
 from microbench.bm_instructions import same_run_name
+from scripts.bench import attribution
 from scripts.common.environment import describe
 from scripts.common.results import BENCH_DIR, read_json, write_json
 
@@ -110,6 +119,7 @@ INSTRUCTIONS_LEAVE_OUT = (
 )
 INSTRUCTIONS_RUN_NAME = "run_instructions.json"  # parameters of the last `make bench MODE=instructions`
 INSTRUCTIONS_PREFIX = "instructions_"  # microbench/bm_instructions.py's files: counts, not times
+COUNT_PREFIXES = (INSTRUCTIONS_PREFIX, attribution_table.FILE_PREFIX)  # ... and bm_attribution.py's: no timer in either
 US, NS = 1e6, 1e9
 
 
@@ -367,7 +377,7 @@ def load_paired(path: Path) -> pyperf.BenchmarkSuite | None:
 def timer_of(results_dir: Path) -> str | None:
     timers = set()
     for path in sorted(results_dir.glob("*.json")):
-        if path.name in (SUMMARY_NAME, RUN_NAME, INSTRUCTIONS_RUN_NAME) or path.name.startswith(INSTRUCTIONS_PREFIX):
+        if path.name in (SUMMARY_NAME, RUN_NAME, INSTRUCTIONS_RUN_NAME) or path.name.startswith(COUNT_PREFIXES):
             continue
         for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
             timers.add(str(bench.get_metadata().get("timer")))
@@ -523,6 +533,7 @@ def summarize_instructions(results_dir: Path, apps: list[dict]) -> dict | None:
         "fix": fix,
         "depth": depth,
         "depth_per_layer": per_layer,
+        "attribution": attribution.summarize(results_dir, rows, [v.name for v in registry.VARIANTS], BASELINE),
     }
 
 

@@ -34,7 +34,8 @@ summary.json (schema 1), everything derived from the per-run JSON files alone:
   `variant`, `category`, `users`, `runs`, `rps_median`/`rps_min`/`rps_max`, `p50_ms_median`/`_min`/`_max`,
   `p99_ms_median`/`_min`/`_max` (each run's exact percentile; min-max over rounds), `server_us_per_request_median`,
   `generator_bound_runs` (runs whose generator saturated its core: the point measured the client, not the server).
-- `client_cpu`: tag "client" runs: `validated_us_per_request_median`, `unvalidated_us_per_request_median`,
+- `client_cpu`: tag "client" runs: `first_utc`, `last_utc`, `commits`, `validated_us_per_request_median`,
+  `unvalidated_us_per_request_median`,
   `validation_overhead` (ratio - 1), `runs` per side; null if none.
 - `hunt_time`: where the leak hunt's (tag "quick") time went, from the timing each of its runs recorded (one entry
   per run, not per scenario cell), or null: `direct` and `proxied`, each `runs`, `variants`, `configs`, `seconds` (the
@@ -293,10 +294,15 @@ def curves(runs: list[tuple[str, dict]]) -> dict | None:
 
 
 def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
+    """The client sweep (`make sweep MODE=client`): the generator's CPU per request judging and not, and when it ran
+    (a report states it only beside instruction counts no newer than it: scripts/report/judging.py)."""
     sides: dict[bool, list[float | None]] = {True: [], False: []}
+    created, commits = [], set()
     for _, data in runs:
         if data["run"]["tag"] == "client":
             sides[data["run"]["validate"]].append(data["cpu"]["client_us_per_request"])
+            created.append(data["environment"]["created_utc"])
+            commits.add((data["environment"].get("git") or {}).get("commit") or "")
     with_check, without = median(sides[True]), median(sides[False])
     if with_check is None or without is None:
         return None
@@ -305,6 +311,9 @@ def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
         "unvalidated_us_per_request_median": without,
         "validation_overhead": with_check / without - 1,
         "runs": {"validated": len(sides[True]), "unvalidated": len(sides[False])},
+        "first_utc": min(created),
+        "last_utc": max(created),
+        "commits": sorted(commits),
     }
 
 

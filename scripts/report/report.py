@@ -16,7 +16,7 @@ from scripts.load import bounds, hunt, load_charts, loadstats, server_instructio
 from scripts.load import servers as serverconfig
 from scripts.matrix import matrix
 from scripts.matrix.matrix import MATRIX_JSON, MATRIX_MD, MATRIX_PNG
-from scripts.report import decision, decision_chart, loop_parser, observability, proxy
+from scripts.report import attribution, decision, decision_chart, judging, loop_parser, observability, proxy
 from scripts.soak.report import soak_headline, soak_section
 from scripts.versions.report import render as render_versions
 
@@ -177,7 +177,8 @@ def _bench_section(bench: dict | None) -> list[str]:
         + ", ".join(f"{kind} {slope:.1f} µs" for kind, slope in per_layer.items())
         + ".",
     ]
-    return lines + _instruction_lines(bench.get("instructions")) + _fix_cost_lines(bench.get("fix_cost"))
+    counted = _instruction_lines(bench.get("instructions"))
+    return lines + counted + attribution.bench_lines(bench) + _fix_cost_lines(bench.get("fix_cost"))
 
 
 def _fix_cost_parts(fix: dict | None) -> list[str]:
@@ -420,7 +421,9 @@ def _curves_lines(curves: dict | None) -> list[str]:
     return lines
 
 
-def _load_section(load: dict | None, server_counts: dict | None = None) -> list[str]:
+def _load_section(
+    load: dict | None, server_counts: dict | None = None, bench: dict | None = None, client_count: dict | None = None
+) -> list[str]:
     if load is None:
         return []
     clean = load.get("clean_cells") or {}
@@ -478,14 +481,7 @@ def _load_section(load: dict | None, server_counts: dict | None = None) -> list[
             for name, f in latency.items()
         ]
     lines += _curves_lines(load.get("curves"))
-    client = load.get("client_cpu")
-    if client:
-        lines += [
-            "",
-            f"Generator CPU per request: {_fmt(client['validated_us_per_request_median'])} µs with the leak "
-            f"checker, {_fmt(client['unvalidated_us_per_request_median'])} µs without "
-            f"({100 * client['validation_overhead']:+.0f}%).",
-        ]
+    lines += ["", *judging.judging_lines(load, bench, client_count)]
     bound = load.get("generator_bound") or []
     lines += [
         "",
@@ -546,6 +542,7 @@ def detail_pages(
         DECISION_MD: [
             *decision.recommendation_lines(table),
             "",
+            *_blank_after(attribution.explicit_lines(sources["bench"])),
             *decision.per_server_lines(table, sources["load"]),
             "",
             *decision.table_lines(table),
@@ -555,7 +552,12 @@ def detail_pages(
         PROXY_MD: proxy.section(sources["load"]),
         OBSERVABILITY_MD: observability.section(sources),
         BENCH_MD: _bench_section(sources["bench"]),
-        LOAD_MD: _load_section(sources["load"], sources["server_instructions"]),
+        LOAD_MD: _load_section(
+            sources["load"],
+            sources["server_instructions"],
+            sources["bench"],
+            judging.client_count(results_dir / judging.COUNT_FILE.relative_to(results)),
+        ),
         SOAK_MD: soak_section(
             results_dir / resultfiles.SOAK_DIR.relative_to(results),
             results_dir / resultfiles.SOAK_FOLLOWUP_DIR.relative_to(results),
@@ -592,8 +594,9 @@ GRID_LEGEND = [
 ]
 
 
-def _grid_lines(table: list[decision.Row], load: dict | None) -> list[str]:
+def _grid_lines(table: list[decision.Row], load: dict | None, bench: dict | None = None) -> list[str]:
     kinds = decision.server_kinds(load)
+    parts = attribution.rows_by_variant(bench)
     if not kinds:
         return []
     verdicts = decision.per_server(load)
@@ -606,6 +609,8 @@ def _grid_lines(table: list[decision.Row], load: dict | None) -> list[str]:
             cells.append(GRID_WORD[verdict.verdict] if verdict else "-")
         counted = (row.instructions.get(decision.RANKING_METHOD) or {}).get("vs_baseline")
         cost = f"{counted['added_pct']:+.2f}%" if counted else ("the floor" if row.instructions else "-")
+        largest = attribution.largest_phrase(parts.get(row.variant.name))
+        cost += f" ({largest})" if counted and largest else ""
         lines.append(
             f"| `{row.variant.name}` | {row.variant.category} | {row.variant.mechanism} | "
             + " | ".join(cells)
@@ -615,7 +620,11 @@ def _grid_lines(table: list[decision.Row], load: dict | None) -> list[str]:
         (r.instructions[decision.RANKING_METHOD]["vs_baseline"]["threshold_pct"] for r in table if _counted(r)), None
     )
     costs = (
-        [f"Cost: instructions per GET over baseline (callgrind, in-process); within the A/A band (±{band:.2f}%): tie."]
+        [
+            f"Cost: instructions per GET over baseline (callgrind, in-process); within the A/A band (±{band:.2f}%): "
+            "tie. Largest: the component that adds the most of it (where the instructions go: "
+            f"[{BENCH_MD.as_posix()}]({BENCH_MD.as_posix()}))."
+        ]
         if band is not None
         else []
     )
@@ -655,7 +664,7 @@ def render(results_dir: Path = resultfiles.RESULTS) -> str:
         "",
         *_blank_after(proxy.answer_lines(sources["load"])),  # behind a proxy: the figure that matters, first
         *_opening_chart(sources),
-        *_grid_lines(table, sources["load"]),
+        *_grid_lines(table, sources["load"], sources["bench"]),
         "",
         "## Details",
         "",
