@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import scenarios
 from loadtests.pipeline import PipelineClient, ProtocolError
 from loadtests.recorder import Recorder
-from loadtests.validation import assess, message
+from loadtests.validation import assess, failing, message
 
 RECORDER = Recorder()
 SETTLED_POLL_S = 0.02  # how often a run with --ctx-stop-at looks whether every cell is settled
@@ -189,6 +189,7 @@ class ContractUser(FastHttpUser):
             headers = response.headers if response.headers is not None else {}
             names, origins = assess(spec, response.status_code, headers, response.content or b"", validate)
             RECORDER.tally(names, self.scenario, origins)
+            names = failing(names)
             if names:
                 response.failure(message(names))
             else:
@@ -248,6 +249,7 @@ class PipelineUser(User):
                 spec, response.status, response.headers, response.body, not opts.ctx_skip_validation
             )
             RECORDER.tally(names, self.scenario, origins)
+            names = failing(names)
             fire(
                 request_type="PIPE",
                 name=scenarios.request_name(spec.kind, pipelined=True, scenario=self.scenario if self.tagged else None),

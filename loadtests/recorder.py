@@ -117,8 +117,8 @@ class Recorder:
             if bucket is not None:
                 bucket.failures.update(names)
                 bucket.origins.update(origins)
-        if scenario is not None and names:
-            self.failing.add(scenario)
+        if scenario is not None and any(not Failure.parse(name).is_dropped for name in names):
+            self.failing.add(scenario)  # a dropped startup value is no failure of the pair: it still needs its share
             if any(decides(name) for name in names):
                 self.leaking.add(scenario)
 

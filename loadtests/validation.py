@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from geventhttpclient.header import Headers as ClientHeaders
 
-from apps.harness.checker import all_ok_body, failures, leaks
+from apps.harness.checker import Failure, all_ok_body, failures, leaks
 from apps.harness.observability import TraceLog
 from apps.harness.observability import judge as judge_response
 from apps.harness.origin import origins
@@ -70,6 +70,12 @@ def assess(
     verdicts = judge_response(spec.sent, spec.traceparent, headers, data, traces)
     names = failures(verdicts)
     return names, origins(spec.sent, headers, data, verdicts) if leaks(names) else NO_ORIGINS
+
+
+def failing(names: list[str]) -> list[str]:
+    """The names that fail a request: all but a dropped startup value, which changes the app, not whose data it
+    sees (it is tallied with the rest, and the report tells it apart: scripts/load/verdicts.py)."""
+    return [name for name in names if not Failure.parse(name).is_dropped] if names else names
 
 
 def message(names: list[str]) -> str:

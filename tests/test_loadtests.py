@@ -113,7 +113,10 @@ def test_pipelining_catches_the_entry_leak_that_reset_contextvars_prevents() -> 
     assert names and all(name.startswith("entry.") and name.endswith(":leak") for name in names)
     assert leaky["locust"]["exit_code"] not in (0, None)
     fresh = headless("contextvar_asgi", scenarios.PIPELINE, serverconfig.UVLOOP_HTTPTOOLS_RESET)
-    assert fresh["failures_total"]["failures"] == {}
+    found = fresh["failures_total"]["failures"]
+    # no leak; the empty Context hides the app's startup values: tallied as dropped, no locust failure
+    assert found and all(name.endswith(":dropped") for name in found), found
+    assert fresh["failures_total"]["dropped"] == sum(found.values())
     assert fresh["locust"]["exit_code"] == 0
 
 

@@ -148,6 +148,10 @@ GUNICORN_H11, GUNICORN_H11_RESET = _gunicorn_pair(
 )
 HYPERCORN_ASYNCIO = ServerConfig("hypercorn-asyncio", "hypercorn", ("--worker-class", "asyncio"))
 HYPERCORN_UVLOOP = ServerConfig("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"))
+# hypercorn's trio worker: a loop that sends values into coroutines. The contract's work is asyncio's (a child task
+# by `asyncio.create_task`, `asyncio.sleep`), so no variant app runs there and the hunt leaves it out; the probe
+# serves users' own apps on it, and tests/test_trio.py serves the fix to copy on it (it must work on any loop).
+HYPERCORN_TRIO = ServerConfig("hypercorn-trio", "hypercorn", ("--worker-class", "trio"))
 GRANIAN = ServerConfig("granian", "granian")  # its defaults: loop auto (uvloop when installed), runtime auto
 GRANIAN_ASYNCIO = ServerConfig("granian-asyncio", "granian", ("--loop", "asyncio"))
 DAPHNE = ServerConfig("daphne", "daphne")
@@ -174,10 +178,6 @@ LEAK_HUNT: tuple[ServerConfig, ...] = (
     GRANIAN_ASYNCIO,
     DAPHNE,
 )
-# hypercorn's trio worker: a loop that sends values into coroutines. The contract's work is asyncio's (a child task
-# by `asyncio.create_task`, `asyncio.sleep`), so no variant app runs there and the hunt leaves it out; the probe
-# serves users' own apps on it, and tests/test_trio.py serves the fix to copy on it (it must work on any loop).
-HYPERCORN_TRIO = ServerConfig("hypercorn-trio", "hypercorn", ("--worker-class", "trio"))
 # uvicorn's other parser/loop pairs are in LEAK_HUNT now, with their twins; two workers: the full sweep only
 EXTRA: tuple[ServerConfig, ...] = (
     ServerConfig("uvloop-httptools-w2", "uvicorn", ("--loop", "uvloop", "--http", "httptools", "--workers", "2")),

@@ -11,8 +11,11 @@ from scripts.common import results as resultfiles
 VERSIONS_MD = "VERSIONS.md"  # under results/versions/: the full tables, REPORT.md carries the summary
 CHART_NAME = "versions.png"
 OK, LOST, LEAK, OTHER, CANNOT, NA, NOT_RUN = "ok", "lost", "leak", "error", "cannot run", "n/a", "not run"
+DROPS = "drops startup"  # no leak, no loss; what the app set before its first request out of sight (checker.DROPPED)
+PASSING = (OK, DROPS)
 COLORS = {
     OK: "#2e7d32",
+    DROPS: "#8bc34a",
     LOST: "#9e9e9e",
     LEAK: "#c62828",
     OTHER: "#ef6c00",
@@ -62,7 +65,9 @@ def label_of(failures: dict[str, int] | str | None) -> str:
         return LEAK
     if any(Failure.parse(name).is_lost for name in names):
         return LOST
-    return OTHER if names else OK
+    if any(not Failure.parse(name).is_dropped for name in names):
+        return OTHER
+    return DROPS if names else OK
 
 
 def hunt_label(cell: dict | None) -> str:
@@ -80,7 +85,9 @@ def hunt_label(cell: dict | None) -> str:
             return label
     if cell.get("server_died") is not None or not any(s["requests"] for s in scenarios):
         return CANNOT
-    return OTHER if any(s["other"] for s in scenarios) else OK
+    if any(s["other"] for s in scenarios):
+        return OTHER
+    return DROPS if any(s.get("dropped") for s in scenarios) else OK
 
 
 def hunt_reason(cell: dict | None) -> str:
@@ -146,12 +153,14 @@ def verdict(row: dict[str, str]) -> str:
     fresh = [row[p] for p in FRESH_PATHS] + [row[c] for c in servers if c.endswith("-reset")]
     failed = (LEAK, LOST, OTHER)
     if any(label in failed for label in plain):
-        if all(label == OK for label in fresh) and any(c.endswith("-reset") and row[c] == OK for c in servers):
+        if all(label in PASSING for label in fresh) and any(
+            c.endswith("-reset") and row[c] in PASSING for c in servers
+        ):
             return WITH_RESET
         return INCORRECT  # even if the reset runs could not be judged: the default leaks
     if not any(not c.endswith("-reset") for c in servers):
         return INCONCLUSIVE  # the hunt did not run: the in-process path alone does not make a stack correct
-    if all(label == OK for label in plain):
+    if all(label in PASSING for label in plain):
         return CORRECT
     return INCONCLUSIVE
 

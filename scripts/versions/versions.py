@@ -79,7 +79,8 @@ def hunt_one(env: envs.Env, variant: str, config: servers.ServerConfig, duration
         return {"status": "cannot run", "reason": text.splitlines()[-1][:300] if text else type(exc).__name__}
     by_scenario = {
         cell["run"]["scenario"]: {
-            key: cell["failures_total"][key] for key in ("requests", "leak", "lost", "other", "failures")
+            key: cell["failures_total"].get(key, 0)
+            for key in ("requests", "leak", "lost", "other", "dropped", "failures")
         }
         for cell in cells_of(result)
     }
