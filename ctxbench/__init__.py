@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ctxbench.probing.api import ProbeResult, Row, StaleValue, probe
+    from ctxbench.probing.api import ProbeResult, Row, StaleValue, StartupValue, probe
     from ctxbench.probing.driver import ProbeUsageError
 
 # public name -> the module that defines it
@@ -19,9 +19,10 @@ _EXPORTS = {
     "ProbeResult": "ctxbench.probing.api",
     "Row": "ctxbench.probing.api",
     "StaleValue": "ctxbench.probing.api",
+    "StartupValue": "ctxbench.probing.api",
     "ProbeUsageError": "ctxbench.probing.driver",
 }
-__all__ = ["ProbeResult", "ProbeUsageError", "Row", "StaleValue", "probe"]
+__all__ = ["ProbeResult", "ProbeUsageError", "Row", "StaleValue", "StartupValue", "probe"]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ctxbench import arguments
 from ctxbench.files import write_json
-from ctxbench.probing import analysis, sentinel
+from ctxbench.probing import analysis, sentinel, startup
 from ctxbench.probing.driver import ProbeUsageError
 from ctxbench.probing.session import DEFAULT_REQUESTS, MAX_REQUESTS, MIN_REQUESTS, probe_document
 from ctxbench.serving import fronts, servers
@@ -49,6 +49,20 @@ class StaleValue:
 
 
 @dataclass(frozen=True, slots=True)
+class StartupValue:
+    """A value the app set before its first request that a reset setting hides (measured on the server with it)."""
+
+    name: str  # what to call it: `region`, `decimal context`, `structlog's service`
+    var: str  # the ContextVar's own name: `region`, `decimal_context`, `structlog_service`
+    module: str | None  # the module holding it, when found
+    type: str  # the value's type
+    change: str  # absent (the setting's server showed no such ContextVar) | different (another value)
+    server: str  # the configuration probed: `uvloop-httptools`
+    checked_on: str  # its twin with the setting, where this was measured: `uvloop-httptools-reset`
+    setting: str  # the setting: `--reset-contextvars`
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """One line of the table: one server under one kind of traffic on one path."""
 
@@ -75,10 +89,14 @@ class ProbeResult:
     fix: str | None  # the `fix:` line, when a server with a known fix showed stale state
     table: str
     document: dict[str, Any]  # the whole result, as `--json` writes it (with the environment)
+    # startup values the reset setting would hide, measured on its server (empty: nothing hidden, or not checked)
+    hidden_by_setting: tuple[StartupValue, ...] = ()
+    setting_check: tuple[str, ...] = ()  # the report's lines on it: what was hidden, or why it was not checked
 
     def report(self) -> str:
-        """What `ctxbench probe` prints on stdout: the table, the verdict line, the fix line."""
-        return "\n".join([self.table, "", self.summary, *([self.fix] if self.fix else [])])
+        """What `ctxbench probe` prints on stdout: the table, the setting check, the verdict line, the fix line."""
+        checked = [*self.setting_check, ""] if self.setting_check else []
+        return "\n".join([self.table, "", *checked, self.summary, *([self.fix] if self.fix else [])])
 
 
 def probe(
@@ -95,6 +113,7 @@ def probe(
     identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
     fail_on: str = "any",
     requests: int = DEFAULT_REQUESTS,
+    setting_check: bool = True,
     show_values: bool = False,
     traceback: bool = False,
     json_path: str | os.PathLike[str] | None = None,
@@ -106,8 +125,9 @@ def probe(
     installed; default: this one), `app_dir` (where the module imports from; default: the current directory),
     `servers` (labels; default: the configurations most often deployed), `front`, `paths` (GET paths; default "/"),
     `post_path`, `stream_path`, `identity_headers`, `identity_format`, `fail_on` ("any" or "kept"), `requests` per
-    row, `show_values`, `traceback`, `json_path` (write the whole result there), `progress` (called with each
-    progress line). Raises ProbeUsageError for bad usage or a target that cannot be served.
+    row, `setting_check` (False: do not start the reset twin of a stale configuration to measure what its setting
+    would hide of the app's startup values), `show_values`, `traceback`, `json_path` (write the whole result there),
+    `progress` (called with each progress line). Raises ProbeUsageError for bad usage or a target that cannot be served.
     """
     checked = _checked(app, python, app_dir, servers, front, paths, post_path, stream_path, identity_headers)
     checked["identity_format"] = _check(
@@ -122,6 +142,7 @@ def probe(
         document = probe_document(
             **checked,
             requests=requests,
+            setting_check=bool(setting_check),
             show_values=show_values,
             traceback=traceback,
             progress=progress or (lambda line: None),
@@ -211,6 +232,23 @@ def _stale_value(server: dict, row: dict, item: dict) -> StaleValue:
     )
 
 
+def _startup_values(checks: list[dict]) -> tuple[StartupValue, ...]:
+    return tuple(
+        StartupValue(
+            name=item["name"],
+            var=item["var"],
+            module=item["module"],
+            type=item["type"],
+            change=item["change"],
+            server=entry["server"],
+            checked_on=entry["twin"],
+            setting=entry["setting"],
+        )
+        for entry in checks
+        for item in entry["hidden"]
+    )
+
+
 def result_of(document: dict[str, Any]) -> ProbeResult:
     """The typed result of a probe document (as `probe_document` returns it, or as read back from `--json`)."""
     rows = []
@@ -238,4 +276,6 @@ def result_of(document: dict[str, Any]) -> ProbeResult:
         fix=document["fix_hint"],
         table=analysis.table(document["servers"]),
         document=document,
+        hidden_by_setting=_startup_values(document.get("setting_checks", [])),
+        setting_check=tuple(startup.section(document.get("setting_checks", []))),
     )

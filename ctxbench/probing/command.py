@@ -91,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"requests per row (server x traffic), at least {MIN_REQUESTS}: each connection needs "
         f"{analysis.MIN_ANSWERED_PER_CONNECTION} answered requests to show a leak",
     )
+    parser.add_argument(
+        "--no-setting-check",
+        dest="setting_check",
+        action="store_false",
+        help=f"do not start the {servers.RESET_FLAG} twin of a server that showed stale state (one short extra run"
+        " each) to measure which values your app sets before its first request that setting would hide",
+    )
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full result as JSON")
     parser.add_argument("--show-values", action="store_true", help="also print stale values (they may be secrets)")
     parser.add_argument(
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             identity_format=args.identity_format,
             fail_on=args.fail_on,
             requests=args.requests,
+            setting_check=args.setting_check,
             show_values=args.show_values,
             traceback=args.traceback,
             json_path=args.json,

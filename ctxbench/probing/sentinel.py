@@ -9,8 +9,10 @@ What it does, per process (a server with several workers has one sentinel each, 
 - Baseline: the Context of the very first request this process serves. That is the readiness request the driver
   sends on a fresh connection of the freshly started server, answered by the sentinel itself (the app may have no
   health endpoint), so it is exactly "what a request sees on a fresh connection of a fresh server", including
-  anything set at import time. A snapshot taken before any request (e.g. in the lifespan) would not do: servers run
-  the lifespan in a task of its own, whose Context is not the one requests are started in.
+  anything set at import time. Each of its ContextVars is listed (name, module, type, a hash of its repr with memory
+  addresses masked), so the driver can compare it with another server's baseline. A snapshot taken before any
+  request (e.g. in the lifespan) would not do: servers run the lifespan in a task of its own, whose Context is not
+  the one requests are started in.
 - Every later request: before any of the app runs, `contextvars.copy_context()` is compared with the baseline; a
   ContextVar that is absent from the baseline or holds another value (neither the same object nor equal) is stale.
 - Stale, but not used: an app may run each request in a Context of its own (e.g. contextvar_isolated's outermost
@@ -278,6 +280,20 @@ def _short_hash(value: object) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:12]
 
 
+ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def _baseline_hash(value: object) -> str:
+    """`_short_hash` with memory addresses masked: two server processes compare their baselines by it, and the default
+    repr of one object (`<Config object at 0x7f...>`) differs between processes even when nothing else does."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<unrepresentable {_type_name(value)}>"
+    masked = ADDRESS_RE.sub("0x?", text)
+    return hashlib.sha256(masked.encode("utf-8", "replace")).hexdigest()[:12]
+
+
 def _holds(container: object, var: contextvars.ContextVar) -> bool:
     if isinstance(container, dict):
         return any(item is var for item in list(container.values()))
@@ -440,6 +456,15 @@ class Sentinel:
             kind = f"could not describe: {type(exc).__name__}"
         return {"name": str(getattr(var, "name", "?")), "module": module, "type": kind}
 
+    def baseline_entry(self, var: contextvars.ContextVar, value: object) -> dict:
+        """What the baseline lists of one ContextVar: `describe`, and a hash the driver compares across servers."""
+        entry = self.describe(var, value)
+        try:
+            entry["hash"] = _baseline_hash(value)
+        except Exception as exc:
+            entry["hash"] = f"could not describe: {type(exc).__name__}"
+        return entry
+
     def failed(self, phase: str, exc: BaseException) -> None:
         """The sentinel's own failure: counted (the row is then inconclusive), never raised into the request."""
         self.errors[phase] = self.errors.get(phase, 0) + 1
@@ -578,7 +603,7 @@ class Sentinel:
             return
         if self.baseline is None:
             self.baseline = context
-            self.baseline_vars = [self.describe(var, value) for var, value in context.items()]
+            self.baseline_vars = [self.baseline_entry(var, value) for var, value in context.items()]
             self.write(force=True)
         path = scope.get("path", "")
         if scope["type"] == "http" and path.startswith(PREFIX):

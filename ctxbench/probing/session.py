@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ctxbench import environment
 from ctxbench.lock import LOCK_PATH, MachineBusy, exclusive_run
-from ctxbench.probing import analysis, sentinel
+from ctxbench.probing import analysis, sentinel, startup
 from ctxbench.probing.driver import ProbeUsageError, Target, install_sentinel, preflight, probe_server
 from ctxbench.probing.fixes import fix_hint
 from ctxbench.probing.traffic import KEEPALIVE_CONNECTIONS, PIPELINE_CONNECTIONS, plan
@@ -41,11 +41,14 @@ def probe_document(
     traceback: bool = False,
     identity_format: str = sentinel.DEFAULT_IDENTITY_FORMAT,
     fail_on: str = "any",
+    setting_check: bool = True,
     progress: Callable[[str], None] = lambda line: None,
     front: fronts.Front = fronts.DIRECT_FRONT,
 ) -> dict:
     """The whole probe as one JSON-ready document (raises ProbeUsageError). Its files live in a temporary directory,
-    removed at the end: nothing is written next to ctxbench or into the user's project."""
+    removed at the end: nothing is written next to ctxbench or into the user's project. `setting_check`: also start
+    the reset twin of each configuration that showed stale state, to measure what the setting would hide of the
+    app's startup values (ctxbench.probing.startup)."""
     if ":" not in app:
         raise ProbeUsageError(f"the app must be MODULE:APP, got {app!r}")
     if not app_dir.is_dir():
@@ -65,7 +68,8 @@ def probe_document(
                 progress(f"{config.label}: starting")
                 served = probe_server(target, config, rows, requests, progress, front)
                 documents.append(analysis.server_document(served))
-        hint = fix_hint(documents, python)
+            checks = startup.check(target, configs, documents, progress) if setting_check else []
+        hint = fix_hint(documents, python, startup.hidden_names(checks))
     parameters = {"app": app, "servers": [config.label for config in configs], "front": front.label}
     return {
         "app": app,
@@ -82,6 +86,7 @@ def probe_document(
         "fail_on": fail_on,
         "exit_code": analysis.exit_code(documents, fail_on),
         "fix_hint": hint,
+        "setting_checks": checks,  # what an empty Context per request would hide of the app's startup values
         # ctxbench's side (its release, this machine) and the app's side: what the user's interpreter runs it on
         "environment": {**environment.describe(parameters), "app_packages": found.get("versions", {})},
     }
