@@ -13,8 +13,10 @@ from ctxbench.serving import servers
 WORKERS_FILE = "ctxbench/workers.py"
 GUNICORN_FIX = f"run gunicorn with --worker-class yourpackage.workers.UvicornResetWorker ({WORKERS_FILE}: copy it)"
 # The fix that needs no server setting (README: FreshContextMiddleware, or the variants that copy one).
+# Without the flag nothing can be measured of what it would hide, so the fix offered is the one that hides nothing.
 MIDDLEWARE_FIX = (
-    "start each request in a fresh Context in your outermost middleware (README: the fix that needs no server setting)"
+    "run each request in a copy of your app's startup Context: SnapshotContextMiddleware outermost (README: the fix"
+    " to copy), which also keeps what your app sets before its first request"
 )
 # The fix that keeps what the app set before its first request (README "Which server": the fix to copy).
 SNAPSHOT_FIX = "use SnapshotContextMiddleware outermost (README: the fix to copy)"
