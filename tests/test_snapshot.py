@@ -39,28 +39,29 @@ def started(middleware: type[SnapshotContextMiddleware]) -> Callable[[ASGIApp], 
     return build
 
 
-class EmptyContext(SnapshotContextMiddleware):
-    """Broken: an empty Context for every request (what the fresh-Context fix and --reset-contextvars do)."""
+def taking_its_copy_from(make: Callable[[], contextvars.Context], doc: str) -> type[SnapshotContextMiddleware]:
+    """A broken SnapshotContextMiddleware whose requests start in a copy of `make()` instead of its startup Context."""
 
-    @property
-    def startup(self) -> contextvars.Context:
-        return contextvars.Context()
+    class Broken(SnapshotContextMiddleware):
+        @property
+        def startup(self) -> contextvars.Context:
+            return make()
 
-    @startup.setter
-    def startup(self, value: contextvars.Context) -> None:
-        pass
+        @startup.setter
+        def startup(self, value: contextvars.Context) -> None:
+            pass
+
+    Broken.__doc__ = doc
+    return Broken
 
 
-class SnapshotPerRequest(SnapshotContextMiddleware):
-    """Broken: the snapshot taken at each request, of the Context the server started it in (the previous one's)."""
-
-    @property
-    def startup(self) -> contextvars.Context:
-        return contextvars.copy_context()
-
-    @startup.setter
-    def startup(self, value: contextvars.Context) -> None:
-        pass
+EmptyContext = taking_its_copy_from(
+    contextvars.Context, "Broken: an empty Context for every request (what the fresh-Context fix and the setting do)."
+)
+SnapshotPerRequest = taking_its_copy_from(
+    contextvars.copy_context,
+    "Broken: the snapshot taken at each request, of the Context the server started it in (the previous one's).",
+)
 
 
 def check_startup_kept(middleware: Callable[[ASGIApp], ASGIApp]) -> list[str]:
