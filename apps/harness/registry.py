@@ -263,6 +263,8 @@ VARIANTS: tuple[Variant, ...] = (
             | failing((EVENT,), LEAK, ("user_id",))
             | failing((AUDIT,), LOST),
         ),
+        # an empty Context per request also leaves the tag set at startup off every event
+        with_fresh_context=DROPS_STARTUP | failing((EVENT,), DROPPED, (STARTUP,)),
     ),
     Variant(
         "otel_baggage",
