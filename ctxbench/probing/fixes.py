@@ -12,7 +12,6 @@ from ctxbench.serving import servers
 # in the installed tool alike), meant to be copied into the user's project.
 WORKERS_FILE = "ctxbench/workers.py"
 GUNICORN_FIX = f"run gunicorn with --worker-class yourpackage.workers.UvicornResetWorker ({WORKERS_FILE}: copy it)"
-# Where uvicorn has no reset flag (nothing can be measured of what it would hide): the fix that hides nothing.
 # Without the flag nothing can be measured of what it would hide, so the fix offered is the one that hides nothing.
 MIDDLEWARE_FIX = (
     "run each request in a copy of your app's startup Context: SnapshotContextMiddleware outermost (README: the fix"
