@@ -1,6 +1,6 @@
 """Recommended: contextvar_asgi's ContextVars behind an outermost middleware that runs each request in a fresh Context.
 
-What the isolation keeps and drops (measured by the tests and the leak hunt, see README "Which server"):
+What the isolation keeps and drops (measured by the tests and the leak hunt, see docs/fix.md):
 - Every request starts downstream in an empty `contextvars.Context()`, exactly as uvicorn's `--reset-contextvars`
   does, but in the app, so it holds on any server: whatever context the server created the request's task in
   (the previous request's, on a pipelined or resumed connection), nothing of it is visible.

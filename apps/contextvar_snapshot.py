@@ -1,6 +1,6 @@
 """Recommended: one outermost middleware runs each request in a copy of the Context the app started with.
 
-What it keeps and drops (measured by the tests and the leak hunt, see README "Which server"):
+What it keeps and drops (measured by the tests and the leak hunt, see docs/fix.md):
 - Kept: everything the app set before its first request (a ContextVar `.set()` at import, decimal precision through
   `getcontext()`, structlog's global binds, a Sentry startup tag): each request starts in a copy of the Context
   taken once, when the server first calls the app (its lifespan startup, or its first request when it runs no

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.harness import contract
+from apps.harness import contract, observability
 from apps.harness.contract import Triple
 
 VARIANT = "sentry_scope"
@@ -67,6 +67,8 @@ SENTRY_OPTIONS: dict[str, Any] = {
 # its integrations patch Starlette for every app in it; ctxbench times every variant in one process, so the client is
 # bound to this app's requests instead (BindClient below): the integrations stay inactive for the other apps.
 client = sentry_sdk.Client(**SENTRY_OPTIONS)
+# A tag for every event, set once at startup as apps do after init: on the isolation scope of the import-time Context.
+sentry_sdk.set_tag(*observability.STARTUP_TAG)
 
 
 def current() -> Triple:

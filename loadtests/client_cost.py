@@ -93,23 +93,28 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def locust_options() -> argparse.Namespace:
+    """Every option the locustfile defines, at its default, then what this count fixes: one the locustfile adds later
+    reaches here too (a hand-built Namespace missed --ctx-stop-at and failed at the first request)."""
+    from loadtests import locustfile, scenarios
+
+    parser = argparse.ArgumentParser()
+    locustfile.add_options(parser)
+    options = parser.parse_args([])
+    options.ctx_scenario = scenarios.GET
+    options.ctx_anonymous_share = 0.0
+    return options
+
+
 class Client:
     """One locust ContractUser (GET scenario) as `locust` runs it, its request listener and recorder included."""
 
     def __init__(self, port: int) -> None:
         from locust.env import Environment
 
-        from loadtests import locustfile, scenarios
+        from loadtests import locustfile
 
-        self.options = argparse.Namespace(
-            ctx_scenario=scenarios.GET,
-            ctx_anonymous_share=0.0,
-            ctx_pipeline_depth=scenarios.PIPELINE_DEPTH,
-            ctx_rate=0.0,
-            ctx_skip_validation=False,
-            ctx_warmup=0.0,
-            ctx_record="",
-        )
+        self.options = locust_options()
         self.module = locustfile
         env = Environment(user_classes=[locustfile.ContractUser], parsed_options=self.options)
         env.events.request.add_listener(locustfile.RECORDER.on_request)

@@ -50,3 +50,14 @@ def test_the_stored_count_reads() -> None:
     count = judging.client_count()
     assert count is not None and count["counted_utc"].tzinfo is not None
     assert 0 < count["judge_share_of_client_pct"] < 100
+
+
+def test_the_client_count_takes_every_option_the_locustfile_defines() -> None:
+    import argparse
+
+    from loadtests import client_cost, locustfile
+
+    parser = argparse.ArgumentParser()
+    locustfile.add_options(parser)
+    defined = {action.dest for action in parser._actions if action.dest.startswith("ctx_")}
+    assert defined and defined <= set(vars(client_cost.locust_options()))

@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from apps.harness.checker import LEAK, LOST, OK, Failure, Sent, Verdicts, classify, expected_values, judge_value
+from apps.harness.checker import (
+    DROPPED,
+    LEAK,
+    LOST,
+    OK,
+    STARTUP,
+    Failure,
+    Sent,
+    Verdicts,
+    classify,
+    expected_values,
+    judge_value,
+)
 from apps.harness.contract import FIELDS
 
 # Extra body fields a variant may report, and the verdict points they are judged under (`span.trace_id:leak`, ...).
@@ -111,10 +123,19 @@ def event_values(event: Mapping | None) -> dict[str, str | None]:
     return {"request_id": tags.get("request_id"), "user_id": user.get("id"), "tenant_id": tags.get("tenant_id")}
 
 
+# The tag a Sentry app sets once after init, before any request (`sentry_sdk.set_tag("deployment", ...)`): it lives on
+# the isolation scope of the import-time Context, so an empty Context per request leaves it off every event.
+STARTUP_TAG = ("deployment", "ctxbench-startup")
+
+
 def judge_event(expected: Mapping[str, str | None], event: Mapping | None) -> dict[str, str]:
-    """The event must carry this request's user (none for an anonymous request), request id and tenant."""
+    """The event must carry this request's user (none for an anonymous request), request id and tenant, and the tag
+    the app set at startup (`startup`: dropped when it is gone)."""
     carried = event_values(event)
-    return {field: judge_value(expected[field], carried[field]) for field in FIELDS}
+    verdicts = {field: judge_value(expected[field], carried[field]) for field in FIELDS}
+    tags = (event or {}).get("tags") or {}
+    verdicts[STARTUP] = OK if tags.get(STARTUP_TAG[0]) == STARTUP_TAG[1] else DROPPED
+    return verdicts
 
 
 def judge(sent: Sent, traceparent: str | None, headers: Mapping[str, str], body: Mapping, traces: TraceLog) -> Verdicts:

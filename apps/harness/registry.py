@@ -242,7 +242,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     # The three observability libraries keep per-request state in ContextVars and set the user only for
     # authenticated requests, as real apps do. On one connection a request starts in the previous one's context
-    # (see README "Why it matters"), so each of them leaks: what they hold at entry, and the previous request's user
+    # (docs/servers.md), so each of them leaks: what they hold at entry, and the previous request's user
     # into an anonymous request. That is what the libraries do, registered as observed.
     Variant(
         "sentry_scope",
@@ -263,6 +263,8 @@ VARIANTS: tuple[Variant, ...] = (
             | failing((EVENT,), LEAK, ("user_id",))
             | failing((AUDIT,), LOST),
         ),
+        # an empty Context per request also leaves the tag set at startup off every event
+        with_fresh_context=DROPS_STARTUP | failing((EVENT,), DROPPED, (STARTUP,)),
     ),
     Variant(
         "otel_baggage",

@@ -12,13 +12,12 @@ from ctxbench.serving import servers
 # in the installed tool alike), meant to be copied into the user's project.
 WORKERS_FILE = "ctxbench/workers.py"
 GUNICORN_FIX = f"run gunicorn with --worker-class yourpackage.workers.UvicornResetWorker ({WORKERS_FILE}: copy it)"
-# The fix that needs no server setting (README: FreshContextMiddleware, or the variants that copy one).
 # Without the flag nothing can be measured of what it would hide, so the fix offered is the one that hides nothing.
 MIDDLEWARE_FIX = (
     "run each request in a copy of your app's startup Context: SnapshotContextMiddleware outermost (README: the fix"
     " to copy), which also keeps what your app sets before its first request"
 )
-# The fix that keeps what the app set before its first request (README "Which server": the fix to copy).
+# The fix that keeps what the app set before its first request (README: the fix to copy; docs/fix.md).
 SNAPSHOT_FIX = "use SnapshotContextMiddleware outermost (README: the fix to copy)"
 FIXED_BY_SERVER_FLAG = {"uvicorn", "gunicorn"}  # the kinds whose stale state the reset flag or worker fixes
 MAX_NAMES_SHOWN = 5  # of the hidden startup values, in the one line; the report's section lists them all
