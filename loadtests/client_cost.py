@@ -129,18 +129,19 @@ class Client:
 
     def capture(self, requests: int) -> list[tuple]:
         """`requests` responses as the client received them: (spec, status, headers, body) for judge-only segments."""
-        captured, original = [], self.module.judge
+        # the locustfile judges through `assess` (failure names and origins): wrapped where the locustfile looks it up
+        captured, original = [], self.module.assess
 
-        def keep(spec: object, status: int, headers: object, body: bytes, validate: bool) -> list[str]:
+        def keep(spec: object, status: int, headers: object, body: bytes, validate: bool) -> tuple:
             captured.append((spec, status, headers, body))
             return original(spec, status, headers, body, validate)
 
-        self.module.judge = keep
+        self.module.assess = keep
         try:
             self.run(requests, True)
         finally:
-            self.module.judge = original
-        failed = [item for item in captured if original(*item, True)]
+            self.module.assess = original
+        failed = [item for item in captured if original(*item, True)[0]]
         if failed:
             raise MeasurementBroken(f"{len(failed)} of {len(captured)} responses were not all ok: nothing to time")
         return captured

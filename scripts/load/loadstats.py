@@ -293,16 +293,24 @@ def curves(runs: list[tuple[str, dict]]) -> dict | None:
     }
 
 
+def _commit_of(data: dict) -> str:
+    return (data["environment"].get("git") or {}).get("commit") or ""
+
+
 def client_cpu(runs: list[tuple[str, dict]]) -> dict | None:
     """The client sweep (`make sweep MODE=client`): the generator's CPU per request judging and not, and when it ran
     (a report states it only beside instruction counts no newer than it: scripts/report/judging.py)."""
     sides: dict[bool, list[float | None]] = {True: [], False: []}
     created, commits = [], set()
-    for _, data in runs:
-        if data["run"]["tag"] == "client":
+    client = [data for _, data in runs if data["run"]["tag"] == "client"]
+    # Only the newest code's sweep: a sweep of an older commit measured another client (its judge has changed since).
+    newest = max(client, key=lambda data: data["environment"]["created_utc"], default=None)
+    newest_commit = _commit_of(newest) if newest else None
+    for data in client:
+        if _commit_of(data) == newest_commit:
             sides[data["run"]["validate"]].append(data["cpu"]["client_us_per_request"])
             created.append(data["environment"]["created_utc"])
-            commits.add((data["environment"].get("git") or {}).get("commit") or "")
+            commits.add(_commit_of(data))
     with_check, without = median(sides[True]), median(sides[False])
     if with_check is None or without is None:
         return None

@@ -585,12 +585,10 @@ GRID_WORD = {  # one word per cell of the first screen's grid
     decision.LOSES: "loses",
     decision.NOT_RUN: "-",
 }
-GRID_LEGEND = [
-    "One word a cell, on the server's default settings: **correct** (no leak, no loss, startup context kept),",
-    "**drops** (correct, but what the app set before its first request is gone), **setting** (correct only with",
-    "the server's fresh-Context setting, which drops that startup context too), **stale** (another request's context",
-    "visible at entry), **leaks** (another request's data reached the request), **loses** (context lost), **-** (not",
-    "run).",
+GRID_LEGEND = [  # one line (at most 300 characters): the first screen holds every variant's row
+    "Default settings: **correct** (no leak, no loss, startup context kept), **drops** (correct, startup context "
+    "gone), **setting** (correct only with the fresh-Context setting, which drops it too), **stale** (another "
+    "request's context at entry), **leaks**, **loses** (context lost), **-** (not run).",
 ]
 
 
