@@ -53,6 +53,7 @@ DRAWERS: dict[str, tuple[Callable[[Path], list], tuple[str, ...]]] = {
             bench_charts.PRIMITIVES_CHART,
             bench_charts.DEPTH_CHART,
             bench_charts.INSTRUCTIONS_CHART,
+            bench_charts.ATTRIBUTION_CHART,
         ),
     ),
     "load": (_load, (load_charts.THROUGHPUT_CHART, load_charts.COST_CHART, load_charts.LEAK_CHART)),

@@ -53,11 +53,17 @@ def test_the_stored_count_reads() -> None:
 
 
 def test_the_client_count_takes_every_option_the_locustfile_defines() -> None:
-    import argparse
+    """In a process of its own: importing locust patches the interpreter with gevent (it stalled this suite)."""
+    import subprocess
+    import sys
 
-    from loadtests import client_cost, locustfile
-
-    parser = argparse.ArgumentParser()
-    locustfile.add_options(parser)
-    defined = {action.dest for action in parser._actions if action.dest.startswith("ctx_")}
-    assert defined and defined <= set(vars(client_cost.locust_options()))
+    check = (
+        "import argparse\n"
+        "from loadtests import client_cost, locustfile\n"
+        "parser = argparse.ArgumentParser()\n"
+        "locustfile.add_options(parser)\n"
+        "defined = {a.dest for a in parser._actions if a.dest.startswith('ctx_')}\n"
+        "assert defined and defined <= set(vars(client_cost.locust_options())), defined\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
