@@ -65,13 +65,23 @@ def test_the_trace_log_is_bounded() -> None:
 EXPECTED_ANONYMOUS = {"request_id": "r1", "user_id": None, "tenant_id": "t1"}
 
 
-def event(user_id: str | None, request_id: str = "r1", tenant_id: str = "t1") -> dict:
+def event(user_id: str | None, request_id: str = "r1", tenant_id: str = "t1", startup: bool = True) -> dict:
     user = {"id": user_id, "ip_address": "127.0.0.1"} if user_id else {"ip_address": "127.0.0.1"}
-    return {"user": user, "tags": {"request_id": request_id, "tenant_id": tenant_id}}
+    tags = {"request_id": request_id, "tenant_id": tenant_id} | (dict([observability.STARTUP_TAG]) if startup else {})
+    return {"user": user, "tags": tags}
 
 
 def test_an_anonymous_requests_event_without_a_user_is_ok() -> None:
-    assert judge_event(EXPECTED_ANONYMOUS, event(None)) == {"request_id": OK, "user_id": OK, "tenant_id": OK}
+    assert judge_event(EXPECTED_ANONYMOUS, event(None)) == {
+        "request_id": OK,
+        "user_id": OK,
+        "tenant_id": OK,
+        "startup": OK,
+    }
+
+
+def test_an_event_without_the_startup_tag_dropped_it() -> None:
+    assert judge_event(EXPECTED_ANONYMOUS, event(None, startup=False))["startup"] == "dropped"
 
 
 def test_an_anonymous_requests_event_carrying_another_user_is_a_leak() -> None:
@@ -84,6 +94,7 @@ def test_an_event_filed_under_another_request_or_without_tags_fails() -> None:
         "request_id": LOST,
         "user_id": LOST,
         "tenant_id": LOST,
+        "startup": "dropped",
     }
 
 
