@@ -58,8 +58,3 @@ def missing() -> int:
     if _log_var is not None and _log_var.get(None) != LOG_VALUE:  # clear_contextvars() leaves Ellipsis
         mask |= STRUCTLOG_BIT
     return mask
-
-
-def names_of(mask: int) -> list[str]:
-    """The startup values a mask says are missing."""
-    return [name for index, name in enumerate(NAMES) if mask & (1 << index)]
